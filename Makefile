@@ -1,0 +1,40 @@
+# Trace Quest — the lab's commands. Everything installs into .venv from pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup up down status lab check test backends bench clean
+
+## setup: create .venv and install the lab (run by every other target)
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Trace Quest needs Python 3.10 or newer; found " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+## up: start the trace backend and the four demo services in the background
+up: setup
+	@$(BIN)/tracequest up
+
+## down: stop everything `make up` started
+down:
+	@if [ -x $(BIN)/tracequest ]; then $(BIN)/tracequest down; else echo "Nothing to stop (no .venv yet)."; fi
+
+## status: show what is running
+status: setup
+	@$(BIN)/tracequest status
+
+## test: the project's own test suite (what CI runs)
+test: setup
+	$(BIN)/python -m pytest
+
+## bench: the benchmark scripts, which print numbers
+bench: setup
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean: down
+	rm -rf $(VENV) .tracequest

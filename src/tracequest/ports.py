@@ -1,0 +1,127 @@
+"""Ports: the lab's defaults, free ports for tests, and who holds a busy port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from dataclasses import asdict, dataclass, fields
+
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Ports:
+    """Every port the lab listens on. Defaults are the ones in the README."""
+
+    frontend: int = 8080
+    customer: int = 8081
+    driver: int = 8082
+    route: int = 8083
+    otlp_grpc: int = 4317
+    otlp_http: int = 4318
+    query: int = 16686
+
+    @classmethod
+    def free(cls) -> Ports:
+        """All-new free ports, so a test never collides with a running lab."""
+        return cls(**{f.name: free_port() for f in fields(cls)})
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class PortInUse(OSError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def is_free(port: int, host: str = HOST) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def check_free(named_ports: dict[str, int]) -> None:
+    """Raise PortInUse naming the first busy port, its role and its holder."""
+    for role, port in named_ports.items():
+        if not is_free(port):
+            holder = port_owner(port)
+            who = f" by {holder}" if holder else ""
+            raise PortInUse(
+                f"port {port} ({role}) is already in use{who}. Stop that program, "
+                "or run `tracequest down` if it is an earlier lab."
+            )
+
+
+def port_owner(port: int) -> str | None:
+    """'process 1234 (python -m http.server)', or None when it cannot be told."""
+    pid = _owner_from_proc(port)
+    if pid is None:
+        pid = _owner_from_lsof(port)
+    if pid is None:
+        return None
+    return f"process {pid} ({_command_line(pid)})"
+
+
+def _owner_from_proc(port: int) -> int | None:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                next(fh)
+                for line in fh:
+                    parts = line.split()
+                    local, state, inode = parts[1], parts[3], parts[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(inode)
+        except (OSError, StopIteration, IndexError, ValueError):
+            continue
+    if not inodes:
+        return None
+    for pid in filter(str.isdigit, _listdir("/proc")):
+        for fd in _listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return int(pid)
+    return None
+
+
+def _owner_from_lsof(port: int) -> int | None:
+    try:
+        out = subprocess.run(["lsof", "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-t"],
+                             capture_output=True, text=True, timeout=5).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return int(out[0]) if out and out[0].isdigit() else None
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()[:120]
+    except OSError:
+        try:
+            return subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
+                                  text=True, timeout=5).stdout.strip()[:120] or "unknown"
+        except (OSError, subprocess.SubprocessError):
+            return "unknown"
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
