@@ -28,9 +28,18 @@ down:
 status: setup
 	@$(BIN)/tracequest status
 
+## lab: JupyterLab on notebooks/ (installs JupyterLab the first time)
+lab: setup
+	@$(BIN)/python -c 'import jupyterlab' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,lab]'
+	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks/
+
 ## test: the project's own test suite (what CI runs)
 test: setup
 	$(BIN)/python -m pytest
+
+## backends: build the real Jaeger binary (it also runs the Collector configs); cached outside the repo
+backends: setup
+	@$(BIN)/python -m tracequest.binaries build
 
 ## bench: the benchmark scripts, which print numbers
 bench: setup

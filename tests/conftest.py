@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from tracequest.backend import start_backend
 from tracequest.client import QueryClient
+from tracequest.lab import Lab
+from tracequest.ports import Ports
 
 
 @pytest.fixture
@@ -18,3 +21,30 @@ def backend():
 @pytest.fixture
 def client(backend) -> QueryClient:
     return QueryClient(backend.query_url)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """The whole lab (embedded backend + four services) on free ports, for the session."""
+    running = Lab(home=tmp_path_factory.mktemp("lab"), ports=Ports.free())
+    running.up(log=lambda *_: None)
+    yield running
+    running.down(log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def lab_client(lab) -> QueryClient:
+    return QueryClient(lab.query_url)
+
+
+def dispatch(lab, customer="123", **params) -> requests.Response:
+    """One /dispatch request to a running lab."""
+    return requests.get(f"{lab.frontend_url}/dispatch", params={"customer": customer, **params}, timeout=30)
+
+
+def trace_id_of(response: requests.Response) -> str:
+    """The trace id the frontend reports in its traceresponse header."""
+    header = response.headers.get("traceresponse", "")
+    parts = header.split("-")
+    assert len(parts) == 4, f"no traceresponse header in the answer: {dict(response.headers)}"
+    return parts[1]

@@ -1,47 +1,55 @@
 """Build and locate the real Jaeger v2 binary.
 
 The lab's ``jaeger`` and ``collector`` backends run the genuine Jaeger v2
-program, which is also an OpenTelemetry Collector distribution: the same
-binary loads Jaeger's own config and the collector pipelines in ``compose/``.
+program, which is also an OpenTelemetry Collector distribution: one binary
+loads both Jaeger's own config and the collector pipelines in ``compose/``.
 No prebuilt download is possible here, so we compile it from the Go module
-proxy and keep the result in a per-user cache keyed by version.  A fresh clone
-on the same machine therefore reuses the binary instead of compiling again.
+proxy and keep the result in a per-user cache keyed by version. A fresh clone
+on the same machine reuses that binary instead of compiling again.
 
-Jaeger v2's module path has no ``/v2`` suffix, so the ``v2.20.0`` tag cannot
-be requested by name; we ask for the tag's commit and Go turns it into a
-pseudo-version.
+Which Jaeger
+------------
+Jaeger v2's Go module path has no ``/v2`` suffix, so its ``v2.x`` tags are not
+valid Go versions; every v2 release is reachable only through the module's
+``v1.x`` tags or a pseudo-version. Until the end of 2025 each release carried
+both tags, and ``v1.76.0`` is the last of them: it *is* Jaeger **v2.13.0**.
+The lab's target, v2.20.0 (commit ``798e4b0fcf22``), exists only as a
+pseudo-version, and the module proxy this project can reach refuses to
+resolve a bare commit hash. To move to it, set ``JAEGER_VERSION = "2.20.0"``
+and ``JAEGER_MODULE_VERSION`` to its full pseudo-version
+(``v1.76.1-0.<UTC commit time>-798e4b0fcf22``); nothing else changes.
 
-Environment variables read by the collector configs in ``compose/`` (defaults
-are the in-container values of the Docker variants; set them to 127.0.0.1
-addresses for native runs):
+Why a wrapper module
+--------------------
+``go install pkg@version`` refuses modules whose go.mod has ``replace``
+directives, and Jaeger v1.76.0 has one. So we build inside a throwaway module
+that copies Jaeger's go.mod and go.sum (keeping Jaeger's own pinned
+dependency hashes) and requires Jaeger itself.
 
-=========================  ==================  ====================================
-variable                   default             meaning
-=========================  ==================  ====================================
-TQ_OTLP_GRPC_ENDPOINT      0.0.0.0:4317        collector OTLP/gRPC receiver
-TQ_OTLP_HTTP_ENDPOINT      0.0.0.0:4318        collector OTLP/HTTP receiver
-TQ_HEALTH_ENDPOINT         0.0.0.0:13133       collector health_check extension
-TQ_METRICS_PORT            8888                collector's own telemetry port
-JAEGER_OTLP_ENDPOINT       jaeger:4317         where the collector sends spans
-=========================  ==================  ====================================
+Environment read by the configs in ``compose/`` (defaults suit a container)
+----------------------------------------------------------------------------
+``compose/jaeger/config.yaml``: ``TQ_JAEGER_HOST`` (0.0.0.0),
+``TQ_JAEGER_OTLP_GRPC_PORT`` (4317), ``TQ_JAEGER_OTLP_HTTP_PORT`` (4318),
+``TQ_JAEGER_QUERY_HTTP_PORT`` (16686), ``TQ_JAEGER_QUERY_GRPC_PORT`` (16685),
+``TQ_JAEGER_METRICS_PORT`` (8888).
 
-and by ``compose/jaeger/config.yaml`` (Jaeger itself):
+``compose/collector/*.yaml``: ``TQ_COLLECTOR_HOST`` (0.0.0.0),
+``TQ_COLLECTOR_OTLP_GRPC_PORT`` (4317), ``TQ_COLLECTOR_OTLP_HTTP_PORT`` (4318),
+``TQ_COLLECTOR_METRICS_PORT`` (8888),
+``TQ_JAEGER_OTLP_ENDPOINT`` (jaeger:4317, host:port of Jaeger's OTLP/gRPC);
+``tail-sampling.yaml`` also ``TQ_TAIL_DECISION_WAIT`` (5s).
 
-=========================  ==================  ====================================
-JAEGER_OTLP_GRPC_ENDPOINT  0.0.0.0:4317        Jaeger's OTLP/gRPC receiver
-JAEGER_OTLP_HTTP_ENDPOINT  0.0.0.0:4318        Jaeger's OTLP/HTTP receiver
-JAEGER_QUERY_HTTP_ENDPOINT 0.0.0.0:16686       query API v3 and UI
-JAEGER_QUERY_GRPC_ENDPOINT 0.0.0.0:16685       query gRPC API
-JAEGER_HEALTH_ENDPOINT     0.0.0.0:13133       health_check extension
-JAEGER_METRICS_PORT        8888                Jaeger's own telemetry port
-=========================  ==================  ====================================
-
-:data:`NATIVE_COLLECTOR_ENV` and :data:`NATIVE_JAEGER_ENV` hold the native
-defaults (collector on 4317/4318, Jaeger's OTLP moved to 4327/4328).
+:data:`NATIVE_JAEGER_ENV` and :data:`NATIVE_COLLECTOR_ENV` hold the native
+layout: collector on 4317/4318, Jaeger's OTLP moved to 4327/4328, query on
+16686. Tests replace every port with a free ephemeral one. The configs have
+no health-check extension (its name differs between collector versions):
+Jaeger is ready when ``/api/v3/services`` answers, a collector when its
+OTLP/HTTP port answers.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -51,40 +59,46 @@ import tempfile
 import time
 from pathlib import Path
 
-JAEGER_VERSION = "2.20.0"
-#: Commit of the v2.20.0 tag; Go resolves it to a pseudo-version.
-JAEGER_COMMIT = "798e4b0fcf22609e381df764a01461affd813e1e"
-JAEGER_PACKAGE = "github.com/jaegertracing/jaeger/cmd/jaeger"
-#: Jaeger 2.20.0's go.mod asks for this Go release.
-MIN_GO = (1, 26)
+#: Jaeger release the cached binary is (see "Which Jaeger" above).
+JAEGER_VERSION = "2.13.0"
+#: Go module version of github.com/jaegertracing/jaeger that is that release.
+JAEGER_MODULE_VERSION = "v1.76.0"
+#: The release the lab aims at, and its commit, for when the proxy serves it.
+JAEGER_TARGET_VERSION = "2.20.0"
+JAEGER_TARGET_COMMIT = "798e4b0fcf22609e381df764a01461affd813e1e"
 
-#: Environment for a native collector pipeline (see the module docstring).
-NATIVE_COLLECTOR_ENV = {
-    "TQ_OTLP_GRPC_ENDPOINT": "127.0.0.1:4317",
-    "TQ_OTLP_HTTP_ENDPOINT": "127.0.0.1:4318",
-    "TQ_HEALTH_ENDPOINT": "127.0.0.1:13134",
-    "TQ_METRICS_PORT": "8889",
-    "JAEGER_OTLP_ENDPOINT": "127.0.0.1:4327",
-}
-#: Environment for native Jaeger behind a native collector.
+JAEGER_MODULE = "github.com/jaegertracing/jaeger"
+JAEGER_PACKAGE = JAEGER_MODULE + "/cmd/jaeger"
+#: Oldest Go that builds JAEGER_MODULE_VERSION (v2.20.0 needs 1.26).
+MIN_GO = (1, 24)
+
+#: Native Jaeger behind a native collector (see the module docstring).
 NATIVE_JAEGER_ENV = {
-    "JAEGER_OTLP_GRPC_ENDPOINT": "127.0.0.1:4327",
-    "JAEGER_OTLP_HTTP_ENDPOINT": "127.0.0.1:4328",
-    "JAEGER_QUERY_HTTP_ENDPOINT": "127.0.0.1:16686",
-    "JAEGER_QUERY_GRPC_ENDPOINT": "127.0.0.1:16685",
-    "JAEGER_HEALTH_ENDPOINT": "127.0.0.1:13133",
-    "JAEGER_METRICS_PORT": "8888",
+    "TQ_JAEGER_HOST": "127.0.0.1",
+    "TQ_JAEGER_OTLP_GRPC_PORT": "4327",
+    "TQ_JAEGER_OTLP_HTTP_PORT": "4328",
+    "TQ_JAEGER_QUERY_HTTP_PORT": "16686",
+    "TQ_JAEGER_QUERY_GRPC_PORT": "16685",
+    "TQ_JAEGER_METRICS_PORT": "8888",
+}
+#: A native collector pipeline in front of NATIVE_JAEGER_ENV.
+NATIVE_COLLECTOR_ENV = {
+    "TQ_COLLECTOR_HOST": "127.0.0.1",
+    "TQ_COLLECTOR_OTLP_GRPC_PORT": "4317",
+    "TQ_COLLECTOR_OTLP_HTTP_PORT": "4318",
+    "TQ_COLLECTOR_METRICS_PORT": "8889",
+    "TQ_JAEGER_OTLP_ENDPOINT": "127.0.0.1:4327",
 }
 
-_VERSION_PKG = "github.com/jaegertracing/jaeger/internal/version"
+_VERSION_PKG = JAEGER_MODULE + "/internal/version"
 
 
 class JaegerBuildError(RuntimeError):
-    """Raised when the Jaeger binary cannot be built; the message says what to do."""
+    """The Jaeger binary could not be built; the message says what to do."""
 
 
 def cache_dir() -> Path:
-    """Where built binaries live: outside the repo, so clones share them."""
+    """Root of built binaries: outside the repo, so every clone shares them."""
     root = os.environ.get("TRACEQUEST_CACHE")
     if root:
         return Path(root).expanduser()
@@ -93,7 +107,7 @@ def cache_dir() -> Path:
 
 
 def cached_jaeger_path() -> Path:
-    """The versioned cache location of the Jaeger binary (may not exist yet)."""
+    """Where the binary for JAEGER_VERSION lives once built (may not exist)."""
     return cache_dir() / f"jaeger-{JAEGER_VERSION}" / "jaeger"
 
 
@@ -102,7 +116,7 @@ def _is_executable(path: Path) -> bool:
 
 
 def find_jaeger() -> Path | None:
-    """Return a usable Jaeger binary: ``$JAEGER_BIN`` first, then the cache."""
+    """A usable Jaeger binary, or None: ``$JAEGER_BIN`` first, then the cache."""
     override = os.environ.get("JAEGER_BIN")
     if override:
         path = Path(override).expanduser()
@@ -111,74 +125,105 @@ def find_jaeger() -> Path | None:
     return path if _is_executable(path) else None
 
 
-def _go_version(go: str) -> tuple[int, int]:
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    match = re.match(r"go(\d+)\.(\d+)", out)
-    if not match:
-        raise JaegerBuildError(f"cannot read the Go version from {out!r}")
-    return int(match.group(1)), int(match.group(2))
+#: Where Go lands when installed from go.dev but not (yet) on PATH.
+_GO_FALLBACKS = ("/usr/local/go/bin/go",)
+
+
+def _find_go() -> str | None:
+    found = shutil.which("go")
+    if found:
+        return found
+    goroot = os.environ.get("GOROOT")
+    candidates = ([os.path.join(goroot, "bin", "go")] if goroot else []) + list(_GO_FALLBACKS)
+    return next((c for c in candidates if _is_executable(Path(c))), None)
 
 
 def _check_go() -> str:
-    go = shutil.which("go")
+    """Path of a Go toolchain new enough, or a JaegerBuildError saying what to do."""
+    go = _find_go()
     if go is None:
         raise JaegerBuildError(
             "Go is not installed, so Jaeger cannot be built. Install Go "
-            f"{MIN_GO[0]}.{MIN_GO[1]} or newer (https://go.dev/dl/), or point "
-            "JAEGER_BIN at an existing jaeger 2.20.0 binary.")
-    found = _go_version(go)
+            f"{MIN_GO[0]}.{MIN_GO[1]} or newer (https://go.dev/dl/), or set "
+            f"JAEGER_BIN to an existing jaeger {JAEGER_VERSION} binary.")
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True,
+                         text=True).stdout.strip()
+    match = re.match(r"go(\d+)\.(\d+)", out)
+    if not match:
+        raise JaegerBuildError(f"cannot tell the Go version from {out!r} ({go}).")
+    found = (int(match.group(1)), int(match.group(2)))
     if found < MIN_GO:
         raise JaegerBuildError(
             f"Go {found[0]}.{found[1]} is too old to build Jaeger {JAEGER_VERSION}; "
-            f"it needs Go {MIN_GO[0]}.{MIN_GO[1]} or newer. Upgrade Go, or point "
-            "JAEGER_BIN at an existing jaeger 2.20.0 binary.")
+            f"it needs Go {MIN_GO[0]}.{MIN_GO[1]} or newer. Upgrade Go, or set "
+            f"JAEGER_BIN to an existing jaeger {JAEGER_VERSION} binary.")
     return go
 
 
-def build_jaeger(log=print) -> Path:
-    """Compile Jaeger from the Go module proxy into the cache and return its path.
+def _go(go: str, args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    proc = subprocess.run([go, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise JaegerBuildError(
+            f"`go {' '.join(args)}` failed (exit {proc.returncode}):\n"
+            f"{proc.stderr.strip()[-4000:]}")
+    return proc.stdout
 
-    The binary is linked under a temporary name in the target directory and
-    renamed into place, so an interrupted build never leaves a broken binary.
+
+def build_jaeger(log=print) -> Path:
+    """Compile Jaeger from the Go module proxy into the cache; return its path.
+
+    The binary is linked under a temporary name beside its final place and
+    renamed into it, so an interrupted build never leaves a broken binary.
     """
     go = _check_go()
     target = cached_jaeger_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    log(f"building Jaeger {JAEGER_VERSION} ({JAEGER_PACKAGE}@{JAEGER_COMMIT[:12]}) "
+    log(f"building Jaeger {JAEGER_VERSION} ({JAEGER_MODULE}@{JAEGER_MODULE_VERSION}) "
         f"into {target}")
-    log("this downloads ~200 Go modules and compiles them; expect 10-20 minutes "
-        "on 2 cores the first time")
-    ldflags = " ".join([
-        "-s", "-w",
-        f"-X {_VERSION_PKG}.latestVersion=v{JAEGER_VERSION}",
-        f"-X {_VERSION_PKG}.commitSHA={JAEGER_COMMIT}",
-    ])
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-buildvcs=false")
+    log("the first build downloads a few hundred Go modules and compiles them; "
+        "allow 5-20 minutes on 2 cores")
+    # GOFLAGS is cleared so a user's -mod=vendor or similar cannot leak in.
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="",
+               GOWORK="off")
     with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as tmp:
-        env["GOBIN"] = tmp
-        cmd = [go, "install", "-trimpath", "-ldflags", ldflags,
-               f"{JAEGER_PACKAGE}@{JAEGER_COMMIT}"]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise JaegerBuildError(
-                f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n"
-                f"{proc.stderr.strip()[-4000:]}")
-        built = Path(tmp) / "jaeger"
-        os.replace(built, target)
+        work = Path(tmp)
+        log("fetching the Jaeger module ...")
+        info = json.loads(_go(go, ["mod", "download", "-json",
+                                   f"{JAEGER_MODULE}@{JAEGER_MODULE_VERSION}"],
+                              work, env))
+        src = Path(info["Dir"])
+        released = json.loads(Path(info["Info"]).read_text()).get("Time", "")
+        gomod = (src / "go.mod").read_text()
+        gomod = re.sub(r"(?m)^module\s+\S+", "module tracequest.local/jaegerbuild",
+                       gomod, count=1)
+        gomod += f"\nrequire {JAEGER_MODULE} {JAEGER_MODULE_VERSION}\n"
+        (work / "go.mod").write_text(gomod)
+        shutil.copyfile(src / "go.sum", work / "go.sum")
+        ldflags = " ".join([
+            "-s", "-w",
+            f"-X {_VERSION_PKG}.latestVersion=v{JAEGER_VERSION}",
+            f"-X {_VERSION_PKG}.date={released}",
+        ])
+        log("compiling (no output until it is done) ...")
+        partial = work / "jaeger"
+        _go(go, ["build", "-mod=mod", "-trimpath", "-buildvcs=false",
+                 "-ldflags", ldflags, "-o", str(partial), JAEGER_PACKAGE], work, env)
+        os.replace(partial, target)
     log(f"built {target} in {time.monotonic() - started:.0f}s")
     return target
 
 
 def ensure_jaeger(log=print) -> Path:
-    """Return the Jaeger binary, building it once if it is not there yet."""
+    """The Jaeger binary, built once if it is not there yet."""
     found = find_jaeger()
     if found is not None:
         return found
     if os.environ.get("JAEGER_BIN"):
         raise JaegerBuildError(
-            f"JAEGER_BIN={os.environ['JAEGER_BIN']} is not an executable file.")
+            f"JAEGER_BIN={os.environ['JAEGER_BIN']} is not an executable file; "
+            "fix it or unset it to use the cached build.")
     return build_jaeger(log=log)
 
 
@@ -188,8 +233,9 @@ def jaeger_missing_reason() -> str:
         return (f"JAEGER_BIN={os.environ['JAEGER_BIN']} is not an executable file; "
                 "fix it or unset it to use the cached build.")
     return (f"the real Jaeger {JAEGER_VERSION} binary is not built yet: run "
-            "`make backends` (or `python -m tracequest.binaries build`, needs Go "
-            f"{MIN_GO[0]}.{MIN_GO[1]}+) or set JAEGER_BIN to an existing binary.")
+            "`make backends` or `python -m tracequest.binaries build` (needs Go "
+            f"{MIN_GO[0]}.{MIN_GO[1]}+ and the Go module proxy), or set JAEGER_BIN "
+            "to an existing binary.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("-c", "--concurrency", type=int, default=4)
     load.add_argument("--frontend", metavar="URL", help="frontend URL (default: the running lab's)")
     load.set_defaults(func=cmd_load)
+
+    from .quests.commands import register_commands
+
+    register_commands(commands)
     return parser
 
 

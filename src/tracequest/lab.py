@@ -61,13 +61,18 @@ class Lab:
     """The lab in one folder: its processes, ports, logs and spans."""
 
     def __init__(self, home: Path | str | None = None, ports: Ports | None = None,
-                 backend: str = "embedded", service_env: dict | None = None):
+                 backend: str = "embedded", service_env: dict | None = None,
+                 services: tuple[str, ...] = SERVICES):
         if backend not in BACKENDS:
             raise LabError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         self.home = Path(home) if home else find_home()
         self.ports = ports or Ports()
         self.backend = backend
         self.service_env = dict(service_env or {})
+        unknown = set(services) - set(SERVICES)
+        if unknown:
+            raise LabError(f"unknown service(s) {sorted(unknown)}; the demo has {', '.join(SERVICES)}")
+        self.services = tuple(s for s in SERVICES if s in services)
 
     # --- where things are ---------------------------------------------------
 
@@ -98,14 +103,13 @@ class Lab:
             state = json.loads((home / STATE_FILE).read_text())
         except (OSError, ValueError):
             return None
-        lab = cls(home, Ports(**state["ports"]), state.get("backend", "embedded"))
-        lab.service_env = state.get("service_env", {})
-        return lab
+        return cls(home, Ports(**state["ports"]), state.get("backend", "embedded"),
+                   state.get("service_env", {}), tuple(state.get("services", SERVICES)))
 
     # --- the programs -------------------------------------------------------
 
     def processes(self) -> list[Process]:
-        return [self._backend_process(), *(self._service_process(n) for n in SERVICES)]
+        return [self._backend_process(), *(self._service_process(n) for n in self.services)]
 
     def _backend_process(self) -> Process:
         p = self.ports
@@ -182,7 +186,8 @@ class Lab:
         """Stop services first (they flush spans to the backend), then the backend."""
         pids = self._recorded_pids()
         stopped = []
-        for group in ([n for n in reversed(SERVICES) if n in pids], ["backend"] if "backend" in pids else []):
+        services = [n for n in reversed(SERVICES) if n in pids]
+        for group in (services, ["backend"] if "backend" in pids else []):
             for name in group:
                 _signal(pids[name], signal.SIGTERM)
             for name in group:
@@ -229,7 +234,8 @@ class Lab:
 
     def _write_state(self, pids: dict[str, int]) -> None:
         state = {"backend": self.backend, "ports": self.ports.as_dict(), "processes": pids,
-                 "service_env": self.service_env, "started_at": time.time()}
+                 "service_env": self.service_env, "services": list(self.services),
+                 "started_at": time.time()}
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))

@@ -232,6 +232,12 @@ class Trace:
 
         return render_waterfall(self, width=width, color=color)
 
+    def _repr_html_(self) -> str:
+        """Jupyter draws a trace as an HTML waterfall."""
+        from .waterfall_html import render_html
+
+        return render_html(self)
+
     def __str__(self) -> str:
         return self.waterfall()
 

@@ -1,0 +1,1 @@
+"""The customer service: looks customers up in a slow, single-connection SQL database."""

@@ -1,0 +1,1 @@
+"""The driver service: finds drivers near a place in a simulated, flaky Redis."""

@@ -1,0 +1,1 @@
+"""The frontend service: dispatches the driver who can reach a customer first."""

@@ -1,0 +1,188 @@
+"""tracequest.binaries finds, builds and reuses the real Jaeger binary."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tracequest import binaries
+from tracequest.binaries import (
+    JAEGER_VERSION,
+    JaegerBuildError,
+    build_jaeger,
+    cached_jaeger_path,
+    ensure_jaeger,
+    find_jaeger,
+    jaeger_missing_reason,
+)
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(scope="session")
+def jaeger_bin() -> Path:
+    """The real Jaeger binary, built once per machine; fail on CI, skip elsewhere."""
+    try:
+        return ensure_jaeger(log=lambda line: print(f"[jaeger build] {line}"))
+    except JaegerBuildError as exc:
+        reason = jaeger_missing_reason()
+        message = reason if str(exc) == reason else f"{reason} ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def write_executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def fake_go(directory: Path, goversion: str) -> Path:
+    """A `go` that reports `goversion` and fails every real command."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_executable(directory / "go", (
+        "#!/bin/sh\n"
+        f'if [ "$1" = env ] && [ "$2" = GOVERSION ]; then echo {goversion}; exit 0; fi\n'
+        'echo "fake go: refusing $*" >&2\nexit 1\n'))
+    return directory
+
+
+# ------------------------------------------------------------ locating (no Go)
+
+def test_cache_path_is_keyed_by_version_and_outside_the_repo(monkeypatch, tmp_path):
+    monkeypatch.delenv("TRACEQUEST_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cached_jaeger_path() == tmp_path / "xdg" / "tracequest" / f"jaeger-{JAEGER_VERSION}" / "jaeger"
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "tq"))
+    assert cached_jaeger_path() == tmp_path / "tq" / f"jaeger-{JAEGER_VERSION}" / "jaeger"
+    monkeypatch.delenv("TRACEQUEST_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cached_jaeger_path() == tmp_path / "home" / ".cache" / "tracequest" / f"jaeger-{JAEGER_VERSION}" / "jaeger"
+
+
+def test_jaeger_bin_wins_over_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
+    cached = cached_jaeger_path()
+    cached.parent.mkdir(parents=True)
+    write_executable(cached, "#!/bin/sh\n")
+    monkeypatch.delenv("JAEGER_BIN", raising=False)
+    assert find_jaeger() == cached
+    mine = write_executable(tmp_path / "my-jaeger", "#!/bin/sh\n")
+    monkeypatch.setenv("JAEGER_BIN", str(mine))
+    assert find_jaeger() == mine
+
+
+def test_a_bad_jaeger_bin_is_reported_not_silently_replaced(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAEGER_BIN", str(tmp_path / "nope"))
+    assert find_jaeger() is None
+    assert "JAEGER_BIN" in jaeger_missing_reason()
+    with pytest.raises(JaegerBuildError, match="JAEGER_BIN"):
+        ensure_jaeger(log=lambda line: None)
+
+
+def test_missing_reason_says_how_to_enable(monkeypatch):
+    monkeypatch.delenv("JAEGER_BIN", raising=False)
+    reason = jaeger_missing_reason()
+    assert "make backends" in reason and "JAEGER_BIN" in reason
+
+
+# ------------------------------------------------------- building (fake Go)
+
+def test_no_go_gives_an_actionable_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("GOROOT", raising=False)
+    monkeypatch.setattr(binaries, "_GO_FALLBACKS", ())
+    with pytest.raises(JaegerBuildError, match="Go is not installed.*JAEGER_BIN"):
+        build_jaeger(log=lambda line: None)
+
+
+def test_old_go_gives_an_actionable_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(fake_go(tmp_path / "bin", "go1.20.3")))
+    with pytest.raises(JaegerBuildError, match="too old.*Upgrade Go"):
+        build_jaeger(log=lambda line: None)
+
+
+def test_a_failed_build_leaves_no_binary_and_no_scraps(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(fake_go(tmp_path / "bin", "go1.99.0")) + os.pathsep + "/usr/bin:/bin")
+    with pytest.raises(JaegerBuildError, match="fake go: refusing"):
+        build_jaeger(log=lambda line: None)
+    assert not cached_jaeger_path().exists()
+    assert list(cached_jaeger_path().parent.iterdir()) == []
+
+
+# ----------------------------------------------------------- the real binary
+
+def test_ensure_reuses_the_cached_binary_without_rebuilding(jaeger_bin):
+    assert find_jaeger() == jaeger_bin
+    before = jaeger_bin.stat().st_mtime_ns
+    lines = []
+    started = time.monotonic()
+    again = ensure_jaeger(log=lines.append)
+    assert again == jaeger_bin
+    assert lines == [], f"ensure_jaeger rebuilt: {lines}"
+    assert jaeger_bin.stat().st_mtime_ns == before
+    assert time.monotonic() - started < 1.0
+
+
+def test_binary_reports_its_version(jaeger_bin):
+    proc = subprocess.run([str(jaeger_bin), "version"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert info["gitVersion"] == f"v{JAEGER_VERSION}", info
+
+
+def test_binary_records_the_pinned_module_version(jaeger_bin):
+    if os.environ.get("JAEGER_BIN"):
+        pytest.skip("JAEGER_BIN points at a binary this project did not build")
+    proc = subprocess.run(["go", "version", "-m", str(jaeger_bin)],
+                          capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        pytest.skip(f"`go version -m` unavailable: {proc.stderr.strip()}")
+    assert f"{binaries.JAEGER_MODULE}\t{binaries.JAEGER_MODULE_VERSION}" in proc.stdout
+
+
+LAB_COMPONENTS = {
+    "receivers": {"otlp"},
+    "processors": {"batch", "memory_limiter", "tail_sampling", "attributes", "filter"},
+    "exporters": {"debug", "otlp", "otlphttp", "jaeger_storage_exporter"},
+    "connectors": {"spanmetrics"},
+    "extensions": {"jaeger_query", "jaeger_storage"},
+}
+
+
+def test_binary_carries_the_collector_components_the_lab_needs(jaeger_bin):
+    proc = subprocess.run([str(jaeger_bin), "components"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    listed = yaml.safe_load(proc.stdout)
+    for kind, needed in LAB_COMPONENTS.items():
+        have = {c["name"] for c in listed.get(kind) or []}
+        assert needed <= have, f"{kind}: missing {sorted(needed - have)}"
+
+
+def test_module_entry_point_prints_the_path(jaeger_bin):
+    env = {**os.environ, "JAEGER_BIN": str(jaeger_bin),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    for command in ("path", "build"):
+        proc = subprocess.run([sys.executable, "-m", "tracequest.binaries", command],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == str(jaeger_bin)
+    env["JAEGER_BIN"] = str(jaeger_bin) + ".missing"
+    proc = subprocess.run([sys.executable, "-m", "tracequest.binaries", "path"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "JAEGER_BIN" in proc.stderr

@@ -1,0 +1,500 @@
+"""The files in compose/ are valid, consistent, and load in the real binary.
+
+Docker is not needed: the compose files are checked against the Compose
+Specification schema and against each other, and every collector/Jaeger
+config is loaded (and run) by the natively built Jaeger binary, which is an
+OpenTelemetry Collector distribution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tracequest.binaries import (
+    NATIVE_COLLECTOR_ENV,
+    NATIVE_JAEGER_ENV,
+    JaegerBuildError,
+    ensure_jaeger,
+    jaeger_missing_reason,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "compose"
+SCHEMA = Path(__file__).resolve().parent / "data" / "compose-spec.json"
+
+COMPOSE_FILES = sorted(p.name for p in COMPOSE.glob("*.yaml"))
+JAEGER_CONFIG = COMPOSE / "jaeger" / "config.yaml"
+COLLECTOR_CONFIGS = sorted(p.name for p in (COMPOSE / "collector").glob("*.yaml"))
+ALL_CONFIGS = ["jaeger/config.yaml"] + [f"collector/{n}" for n in COLLECTOR_CONFIGS]
+# Variables the configs may read: the documented native layouts, plus one knob.
+DOCUMENTED_VARS = set(NATIVE_JAEGER_ENV) | set(NATIVE_COLLECTOR_ENV) | {"TQ_TAIL_DECISION_WAIT"}
+ENV_REF = re.compile(r"\$\{env:([A-Za-z0-9_]+)(?::-([^}]*))?\}")
+# The contrib image is built FROM scratch: no shell, no wget, no curl.
+NO_SHELL_IMAGES = ("otel/opentelemetry-collector-contrib",)
+
+
+def load_compose(name: str) -> dict:
+    return yaml.safe_load((COMPOSE / name).read_text())
+
+
+def load_config(rel: str) -> dict:
+    return yaml.safe_load((COMPOSE / rel).read_text())
+
+
+def expand(text: str, env: dict[str, str] | None = None) -> str:
+    """Resolve ${env:VAR:-default} the way the collector does, from env or defaults."""
+    env = env or {}
+    return ENV_REF.sub(lambda m: env.get(m.group(1), m.group(2) or ""), text)
+
+
+def listening_ports(service: dict) -> set[str]:
+    """Container-side ports a compose service declares (expose and ports)."""
+    ports = {str(p) for p in service.get("expose", [])}
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            ports.add(str(entry["target"]))
+        else:
+            ports.add(str(entry).rsplit(":", 1)[-1].split("/")[0])
+    return ports
+
+
+def mounted_configs(compose: dict) -> list[Path]:
+    """Host paths of every bind mount, resolved relative to compose/."""
+    paths = []
+    for service in compose["services"].values():
+        for vol in service.get("volumes", []):
+            source = vol["source"] if isinstance(vol, dict) else vol.split(":", 1)[0]
+            if source.startswith((".", "/")):
+                paths.append((COMPOSE / source).resolve())
+    return paths
+
+
+# ----------------------------------------------------------------- compose files
+
+def test_compose_variants_present():
+    assert set(COMPOSE_FILES) >= {"jaeger.yaml", "collector.yaml",
+                                  "tail-sampling.yaml", "pii.yaml"}
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_file_matches_the_compose_specification(name):
+    schema = json.loads(SCHEMA.read_text())
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    errors = sorted(validator_class(schema).iter_errors(load_compose(name)),
+                    key=lambda e: list(e.path))
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_mounted_files_and_build_inputs_exist(name):
+    compose = load_compose(name)
+    for path in mounted_configs(compose):
+        assert path.is_file(), f"{name} mounts {path}, which does not exist"
+    for svc, service in compose["services"].items():
+        build = service.get("build")
+        if build:
+            context = (COMPOSE / build["context"]).resolve()
+            assert (context / build["dockerfile"]).is_file(), svc
+            assert (context / "pyproject.toml").is_file(), svc
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_otlp_endpoints_name_a_service_and_port_of_the_same_file(name):
+    compose = load_compose(name)
+    services = compose["services"]
+    targets = []
+    for svc, service in services.items():
+        env = service.get("environment", {})
+        if "OTEL_EXPORTER_OTLP_ENDPOINT" in env:
+            targets.append((svc, env["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        if "TQ_JAEGER_OTLP_ENDPOINT" in env:
+            targets.append((svc, env["TQ_JAEGER_OTLP_ENDPOINT"]))
+    # The collector config's own default must also point into this file.
+    for path in mounted_configs(compose):
+        for var, default in ENV_REF.findall(path.read_text()):
+            if var == "TQ_JAEGER_OTLP_ENDPOINT":
+                targets.append((path.name, default))
+    assert targets, f"{name} configures no OTLP endpoint"
+    for source, endpoint in targets:
+        host, port = re.sub(r"^\w+://", "", endpoint).rstrip("/").rsplit(":", 1)
+        assert host in services, f"{source} in {name} sends to unknown service {host!r}"
+        assert port in listening_ports(services[host]), (
+            f"{source} in {name} sends to {host}:{port}, but {host} declares "
+            f"only {sorted(listening_ports(services[host]))}")
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_published_ports_are_bound_to_localhost(name):
+    for svc, service in load_compose(name)["services"].items():
+        for entry in service.get("ports", []):
+            if isinstance(entry, dict):
+                assert entry.get("host_ip") == "127.0.0.1", (svc, entry)
+            else:
+                assert str(entry).startswith("127.0.0.1:"), (svc, entry)
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_every_service_is_health_checked(name):
+    for svc, service in load_compose(name)["services"].items():
+        if service.get("image", "").startswith(NO_SHELL_IMAGES):
+            continue  # nothing inside the container could run a probe
+        test = service.get("healthcheck", {}).get("test")
+        assert test, f"{svc} in {name} has no healthcheck"
+        assert any("/health" in part or "/api/v3/services" in part for part in test), test
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_images_are_pinned_and_services_listen_on_all_interfaces(name):
+    for svc, service in load_compose(name)["services"].items():
+        image = service.get("image", "")
+        assert ":" in image and not image.endswith(":latest"), (svc, image)
+        if "build" in service:
+            command = service["command"]
+            assert command[:3] == ["opentelemetry-instrument", "python", "-m"], command
+            assert command[3] == f"services.{svc}", command
+            assert command[-2:] == ["--host", "0.0.0.0"], command
+            assert service["environment"]["OTEL_SERVICE_NAME"] == svc
+
+
+# ------------------------------------------------------------ collector configs
+
+@pytest.mark.parametrize("rel", ALL_CONFIGS)
+def test_pipelines_name_only_defined_components(rel):
+    config = load_config(rel)
+    defined = {kind: set(config.get(kind) or {}) for kind in
+               ("receivers", "processors", "exporters", "connectors", "extensions")}
+    connectors = defined["connectors"]
+    service = config["service"]
+    for ext in service.get("extensions", []):
+        assert ext in defined["extensions"], f"{rel}: extension {ext} is not defined"
+    for pipeline, spec in service["pipelines"].items():
+        for kind in ("receivers", "processors", "exporters"):
+            allowed = defined[kind] | (connectors if kind != "processors" else set())
+            for comp in spec.get(kind, []):
+                assert comp in allowed, f"{rel}: {pipeline} uses undefined {kind[:-1]} {comp}"
+
+
+@pytest.mark.parametrize("rel", [f"collector/{n}" for n in COLLECTOR_CONFIGS])
+def test_collector_pipelines_start_with_memory_limiter_and_end_with_batch(rel):
+    for pipeline, spec in load_config(rel)["service"]["pipelines"].items():
+        procs = spec["processors"]
+        assert procs[0] == "memory_limiter", (pipeline, procs)
+        assert procs[-1] == "batch", (pipeline, procs)
+        assert "debug" in spec["exporters"], (pipeline, spec["exporters"])
+
+
+# Component types that exist under the same name in the natively built Jaeger
+# and in collector-contrib 0.159 (health-check extensions and the new
+# `otlp_grpc` exporter name do not).
+PORTABLE_TYPES = {"otlp", "otlphttp", "memory_limiter", "batch", "tail_sampling",
+                  "attributes", "filter", "debug", "spanmetrics"}
+
+
+@pytest.mark.parametrize("rel", [f"collector/{n}" for n in COLLECTOR_CONFIGS])
+def test_collector_configs_use_only_portable_component_types(rel):
+    config = load_config(rel)
+    for kind in ("receivers", "processors", "exporters", "connectors", "extensions"):
+        for comp in config.get(kind) or {}:
+            assert comp.split("/")[0] in PORTABLE_TYPES, f"{rel}: {kind} {comp}"
+
+
+@pytest.mark.parametrize("rel", ALL_CONFIGS)
+def test_addresses_come_from_documented_env_vars_with_container_defaults(rel):
+    text = (COMPOSE / rel).read_text()
+    used = {var for var, _ in ENV_REF.findall(text)}
+    assert used <= DOCUMENTED_VARS, f"{rel} reads undocumented {used - DOCUMENTED_VARS}"
+    readme = (COMPOSE / "README.md").read_text()
+    for var in used:
+        assert f"`{var}`" in readme, f"{var} is not in compose/README.md"
+    expanded = yaml.safe_load(expand(text))
+    for name, receiver in expanded["receivers"].items():
+        for proto in (receiver.get("protocols") or {}).values():
+            assert proto["endpoint"].startswith("0.0.0.0:"), (rel, name, proto)
+    # Nothing listens on a hard-coded address: every endpoint is an env reference.
+    for line in text.splitlines():
+        if re.match(r"\s*endpoint:", line):
+            assert "${env:" in line, f"{rel}: hard-coded {line.strip()}"
+
+
+def test_tail_sampling_keeps_errors_slow_traces_and_ten_percent():
+    config = load_config("collector/tail-sampling.yaml")
+    policies = {p["type"]: p for p in config["processors"]["tail_sampling"]["policies"]}
+    assert policies["status_code"]["status_code"]["status_codes"] == ["ERROR"]
+    assert policies["latency"]["latency"]["threshold_ms"] == 500
+    assert policies["probabilistic"]["probabilistic"]["sampling_percentage"] == 10
+    assert len(policies) == 3
+
+
+def test_pii_config_scrubs_email_and_authorization():
+    actions = load_config("collector/pii.yaml")["processors"]["attributes/pii"]["actions"]
+    by_key = {a["key"]: a["action"] for a in actions if "key" in a}
+    assert by_key["user.email"] in ("hash", "delete")
+    assert by_key["http.request.header.authorization"] == "delete"
+
+
+# ------------------------------------------------------ the real binary (native)
+
+@pytest.fixture(scope="session")
+def jaeger_bin() -> Path:
+    """The real Jaeger binary, built once per machine; fail on CI, skip elsewhere."""
+    try:
+        return ensure_jaeger(log=lambda line: print(f"[jaeger build] {line}"))
+    except JaegerBuildError as exc:
+        reason = jaeger_missing_reason()
+        message = reason if str(exc) == reason else f"{reason} ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel reports free on 127.0.0.1 (held together, then released)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def native_jaeger_env() -> dict[str, str]:
+    grpc, http, query, query_grpc, metrics = free_ports(5)
+    return {
+        "TQ_JAEGER_HOST": "127.0.0.1",
+        "TQ_JAEGER_OTLP_GRPC_PORT": str(grpc),
+        "TQ_JAEGER_OTLP_HTTP_PORT": str(http),
+        "TQ_JAEGER_QUERY_HTTP_PORT": str(query),
+        "TQ_JAEGER_QUERY_GRPC_PORT": str(query_grpc),
+        "TQ_JAEGER_METRICS_PORT": str(metrics),
+    }
+
+
+def native_collector_env(jaeger_env: dict[str, str]) -> dict[str, str]:
+    grpc, http, metrics = free_ports(3)
+    return {
+        "TQ_COLLECTOR_HOST": "127.0.0.1",
+        "TQ_COLLECTOR_OTLP_GRPC_PORT": str(grpc),
+        "TQ_COLLECTOR_OTLP_HTTP_PORT": str(http),
+        "TQ_COLLECTOR_METRICS_PORT": str(metrics),
+        "TQ_JAEGER_OTLP_ENDPOINT": f"127.0.0.1:{jaeger_env['TQ_JAEGER_OTLP_GRPC_PORT']}",
+        "TQ_TAIL_DECISION_WAIT": "1s",
+    }
+
+
+def jaeger_ready_urls(env: dict[str, str]) -> list[str]:
+    """Jaeger is ready when its query API and its OTLP/HTTP receiver answer."""
+    return [f"http://127.0.0.1:{env['TQ_JAEGER_QUERY_HTTP_PORT']}/api/v3/services",
+            f"http://127.0.0.1:{env['TQ_JAEGER_OTLP_HTTP_PORT']}/v1/traces"]
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def answers(url: str) -> bool:
+    """True once anything HTTP answers at url (any status code)."""
+    try:
+        http_get(url, timeout=1.0)
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def running(binary: Path, config: Path, env: dict[str, str], ready_urls: list[str]):
+    """Run `binary --config config` until every ready URL answers; always stop it."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([str(binary), "--config", str(config)],
+                            env={**os.environ, **env}, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"{config.name} exited with {proc.returncode}:\n"
+                            f"{log.read().decode(errors='replace')[-3000:]}")
+            if all(answers(url) for url in ready_urls):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"{config.name} did not answer on {ready_urls} in 30 s")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.parametrize("rel", ALL_CONFIGS)
+def test_config_validates_in_the_real_binary(jaeger_bin, rel):
+    env = {**os.environ, **native_jaeger_env(),
+           **native_collector_env(native_jaeger_env())}
+    proc = subprocess.run([str(jaeger_bin), "validate", "--config", str(COMPOSE / rel)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_validate_rejects_a_broken_config(jaeger_bin, tmp_path):
+    """Guards the test above: `validate` must really read the component settings."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text((COMPOSE / "collector/tail-sampling.yaml").read_text()
+                      .replace("threshold_ms:", "threshold_msec:"))
+    proc = subprocess.run([str(jaeger_bin), "validate", "--config", str(broken)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "threshold_msec" in proc.stderr
+
+
+def test_jaeger_config_serves_the_query_api(jaeger_bin):
+    env = native_jaeger_env()
+    with running(jaeger_bin, JAEGER_CONFIG, env, jaeger_ready_urls(env)):
+        status, body = http_get(
+            f"http://127.0.0.1:{env['TQ_JAEGER_QUERY_HTTP_PORT']}/api/v3/services")
+        assert status == 200, body
+        assert json.loads(body).get("services", []) == []
+
+
+def send_spans(grpc_port: str, make_spans) -> None:
+    """Export spans over OTLP/gRPC with the real Python SDK, then flush."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "compose-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(
+        OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)))
+    try:
+        make_spans(provider.get_tracer("tests.test_compose"))
+    finally:
+        provider.shutdown()
+
+
+def fetch_trace(query_port: str, trace_id: int, wait: float) -> list[dict] | None:
+    """The trace's spans from Jaeger's API v3, polling up to `wait` seconds."""
+    url = f"http://127.0.0.1:{query_port}/api/v3/traces/{trace_id:032x}"
+    deadline = time.monotonic() + wait
+    while True:
+        status, body = http_get(url)
+        if status == 200:
+            spans = []
+            for rs in json.loads(body)["result"]["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    spans.extend(ss["spans"])
+            return spans
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+
+
+def attributes(span: dict) -> dict[str, object]:
+    return {a["key"]: next(iter(a["value"].values()), None)
+            for a in span.get("attributes", [])}
+
+
+@contextmanager
+def pipeline(jaeger_bin: Path, collector_config: str):
+    jaeger_env = native_jaeger_env()
+    collector_env = native_collector_env(jaeger_env)
+    with running(jaeger_bin, JAEGER_CONFIG, jaeger_env, jaeger_ready_urls(jaeger_env)):
+        with running(jaeger_bin, COMPOSE / "collector" / collector_config, collector_env,
+                     [f"http://127.0.0.1:{collector_env['TQ_COLLECTOR_OTLP_HTTP_PORT']}/v1/traces"]):
+            yield collector_env["TQ_COLLECTOR_OTLP_GRPC_PORT"], jaeger_env["TQ_JAEGER_QUERY_HTTP_PORT"]
+
+
+def test_collector_forwards_spans_to_jaeger(jaeger_bin):
+    with pipeline(jaeger_bin, "collector.yaml") as (otlp_port, query_port):
+        ids = []
+        send_spans(otlp_port, lambda tracer: ids.append(
+            _one_span(tracer, "forwarded").trace_id))
+        spans = fetch_trace(query_port, ids[0], wait=15)
+        assert spans is not None, "the span never reached Jaeger through the collector"
+        assert [s["name"] for s in spans] == ["forwarded"]
+
+
+def test_pii_pipeline_hashes_email_and_drops_authorization(jaeger_bin):
+    email = "ada@example.com"
+    with pipeline(jaeger_bin, "pii.yaml") as (otlp_port, query_port):
+        ids = []
+
+        def make(tracer):
+            span = _one_span(tracer, "customer", {
+                "user.email": email,
+                "http.request.header.authorization": ("Bearer secret",),
+                "customer.id": "123",
+            })
+            ids.append(span.trace_id)
+
+        send_spans(otlp_port, make)
+        spans = fetch_trace(query_port, ids[0], wait=15)
+        assert spans is not None, "the span never reached Jaeger through the collector"
+        attrs = attributes(spans[0])
+        assert "http.request.header.authorization" not in attrs, attrs
+        assert attrs.get("user.email") not in (None, email), attrs
+        assert email not in json.dumps(spans)
+        assert attrs["customer.id"] == "123"
+
+
+def test_tail_sampling_keeps_errors_and_slow_traces_and_drops_most_others(jaeger_bin):
+    from opentelemetry.trace import Status, StatusCode
+
+    with pipeline(jaeger_bin, "tail-sampling.yaml") as (otlp_port, query_port):
+        error_ids, slow_ids, plain_ids = [], [], []
+
+        def make(tracer):
+            for _ in range(3):
+                span = tracer.start_span("fails")
+                span.set_status(Status(StatusCode.ERROR, "boom"))
+                span.end()
+                error_ids.append(span.get_span_context().trace_id)
+            for _ in range(3):
+                end = time.time_ns()
+                span = tracer.start_span("slow", start_time=end - 600_000_000)
+                span.end(end_time=end)
+                slow_ids.append(span.get_span_context().trace_id)
+            for _ in range(40):
+                plain_ids.append(_one_span(tracer, "fast").trace_id)
+
+        send_spans(otlp_port, make)
+        for trace_id in error_ids + slow_ids:
+            assert fetch_trace(query_port, trace_id, wait=20) is not None, (
+                f"trace {trace_id:032x} (error or slow) was not kept")
+        time.sleep(2)  # let the last plain traces' decision_wait (1 s) pass
+        kept = sum(fetch_trace(query_port, t, wait=0) is not None for t in plain_ids)
+        # 10 % of 40 expected; keeping half or more would mean no sampling at all.
+        assert kept < 20, f"{kept} of 40 plain traces kept"
+
+
+def _one_span(tracer, name: str, attrs: dict | None = None):
+    span = tracer.start_span(name, attributes=attrs or {})
+    span.end()
+    return span.get_span_context()
