@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import requests
 
 from tracequest.backend import start_backend
+from tracequest.binaries import JaegerBuildError, ensure_jaeger, jaeger_missing_reason
 from tracequest.client import QueryClient
 from tracequest.lab import Lab
 from tracequest.ports import Ports
@@ -21,6 +25,19 @@ def backend():
 @pytest.fixture
 def client(backend) -> QueryClient:
     return QueryClient(backend.query_url)
+
+
+@pytest.fixture(scope="session")
+def jaeger_bin() -> Path:
+    """The real Jaeger binary, built once per machine; fail on CI, skip elsewhere."""
+    try:
+        return ensure_jaeger(log=lambda line: print(f"[jaeger build] {line}"))
+    except JaegerBuildError as exc:
+        reason = jaeger_missing_reason()
+        message = reason if str(exc) == reason else f"{reason} ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -27,17 +27,6 @@ from tracequest.binaries import (
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-@pytest.fixture(scope="session")
-def jaeger_bin() -> Path:
-    """The real Jaeger binary, built once per machine; fail on CI, skip elsewhere."""
-    try:
-        return ensure_jaeger(log=lambda line: print(f"[jaeger build] {line}"))
-    except JaegerBuildError as exc:
-        reason = jaeger_missing_reason()
-        message = reason if str(exc) == reason else f"{reason} ({exc})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def write_executable(path: Path, text: str) -> Path:

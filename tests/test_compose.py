@@ -24,13 +24,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tracequest.binaries import (
-    NATIVE_COLLECTOR_ENV,
-    NATIVE_JAEGER_ENV,
-    JaegerBuildError,
-    ensure_jaeger,
-    jaeger_missing_reason,
-)
+from tracequest.binaries import NATIVE_COLLECTOR_ENV, NATIVE_JAEGER_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"
@@ -250,17 +244,6 @@ def test_pii_config_scrubs_email_and_authorization():
 
 # ------------------------------------------------------ the real binary (native)
 
-@pytest.fixture(scope="session")
-def jaeger_bin() -> Path:
-    """The real Jaeger binary, built once per machine; fail on CI, skip elsewhere."""
-    try:
-        return ensure_jaeger(log=lambda line: print(f"[jaeger build] {line}"))
-    except JaegerBuildError as exc:
-        reason = jaeger_missing_reason()
-        message = reason if str(exc) == reason else f"{reason} ({exc})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def free_ports(count: int) -> list[int]:

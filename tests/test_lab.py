@@ -40,6 +40,7 @@ def test_one_dispatch_gives_one_complete_trace(lab, lab_client):
     assert set(trace.services) == SERVICES
     assert len(trace.roots) == 1 and trace.orphans == []
     assert all(s.parent is not None for s in trace if s is not trace.root)
+    assert len({s.span_id for s in trace}) == len(trace)      # no two spans share an id
     assert trace.root.service == "frontend" and trace.root.kind == "SERVER"
     assert "unknown_service" not in {s.resource.get("service.name") for s in trace}
     # Exactly one trace: every service's spans since the request belong to it.

@@ -6,7 +6,6 @@ reading baggage, and shutting down in a way that keeps their last spans.
 """
 
 import logging
-import random
 import signal
 import sys
 
@@ -15,7 +14,7 @@ from opentelemetry import baggage, trace
 from opentelemetry.trace import Status, StatusCode
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from services.common import config, logs
+from services.common import config, logs, randomness
 from services.common.http import DownstreamError
 
 logger = logging.getLogger(__name__)
@@ -139,5 +138,5 @@ def start(service, create_service_app, argv=None):
     settings = config.parse_args(service, argv)
     logs.setup(service)
     if settings.seed is not None:
-        random.seed(settings.seed)
+        randomness.seed(settings.seed)
     run(create_service_app(settings), settings.port, settings.host)

@@ -7,7 +7,6 @@ real Redis instrumentation would make (CLIENT kind, ``db.*`` attributes).
 """
 
 import logging
-import random
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -15,6 +14,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.common import config, delay
 from services.common.location import Location
+from services.common.randomness import rng
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -34,7 +34,7 @@ class Driver:
 
 
 def _random_driver_id():
-    return f"T7{random.randint(0, 99999):05d}C"
+    return f"T7{rng.randint(0, 99999):05d}C"
 
 
 def _redis_attributes(operation, query):
@@ -68,13 +68,13 @@ class Redis:
             "GetDriver", kind=SpanKind.CLIENT, attributes=attributes,
             record_exception=False, set_status_on_exception=False,
         ) as span:
-            if random.random() < self.error_rate:
+            if rng.random() < self.error_rate:
                 delay.sleep(config.REDIS_TIMEOUT_DELAY)
                 error = RedisTimeout(f"redis timeout reading driver {driver_id}")
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 raise error
             delay.sleep(config.REDIS_GET_DELAY)
-            position = Location(max(0, near.x + random.randint(-SPREAD, SPREAD)),
-                                max(0, near.y + random.randint(-SPREAD, SPREAD)))
+            position = Location(max(0, near.x + rng.randint(-SPREAD, SPREAD)),
+                                max(0, near.y + rng.randint(-SPREAD, SPREAD)))
         return Driver(driver_id, str(position))

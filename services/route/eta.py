@@ -4,11 +4,11 @@ It stands in for real routing work, which is CPU-bound and takes a while; the
 manual span around it is what a trace shows as the route service's own time.
 """
 
-import random
 
 from opentelemetry import trace
 
 from services.common import config, delay
+from services.common.randomness import rng
 
 tracer = trace.get_tracer(__name__)
 
@@ -22,7 +22,7 @@ def compute_eta(pickup, dropoff):
     with tracer.start_as_current_span("compute route", attributes=attributes) as span:
         delay.sleep(config.ROUTE_CALC_DELAY)
         distance = abs(pickup.x - dropoff.x) + abs(pickup.y - dropoff.y)
-        traffic = random.uniform(0.8, 1.5)
+        traffic = rng.uniform(0.8, 1.5)
         eta_seconds = round(PICKUP_SECONDS + distance * SECONDS_PER_UNIT * traffic)
         span.set_attributes({"route.distance": distance, "route.traffic_factor": round(traffic, 2),
                              "route.eta_seconds": eta_seconds})

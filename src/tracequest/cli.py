@@ -9,7 +9,7 @@ import sys
 
 from . import __version__
 from .client import QueryClient, QueryError, TraceNotFound, default_url
-from .lab import Lab, LabError, find_home
+from .lab import BACKENDS, COLLECTOR_CONFIGS, Lab, LabError, find_home
 from .load import run_load
 from .ports import PortInUse
 from .timefmt import format_rfc3339, parse_go_duration
@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(metavar="COMMAND")
 
     up = commands.add_parser("up", help="start the trace backend and the demo services")
-    up.add_argument("--backend", default="embedded", help="trace backend (default: embedded)")
+    up.add_argument("--backend", default="embedded", choices=BACKENDS,
+                    help="embedded (default), jaeger (the real Jaeger binary), or collector "
+                         "(the Collector pipeline in front of Jaeger)")
+    up.add_argument("--collector-config", default="collector", choices=COLLECTOR_CONFIGS,
+                    help="which compose/collector/*.yaml the collector backend loads")
     up.add_argument("--fix-db-query-delay", metavar="DURATION", help="customer's database delay, e.g. 5ms (default 300ms)")
     up.add_argument("--fix-disable-db-conn-mutex", action="store_true", help="remove customer's single-connection lock")
     up.add_argument("--fix-route-worker-pool-size", metavar="N", type=int, help="frontend's route workers (default 3)")
@@ -106,7 +110,10 @@ def cmd_up(args) -> int:
         print("The lab is already running.")
         _print_urls(running)
         return 0
-    lab = Lab(home=find_home(), backend=args.backend, service_env=env)
+    if args.backend != "embedded":
+        _ensure_jaeger()
+    lab = Lab(home=find_home(), backend=args.backend, service_env=env,
+              collector_config=args.collector_config)
     print(f"Starting the lab ({args.backend} backend)...")
     lab.up()
     print("The lab is up.")
@@ -116,6 +123,16 @@ def cmd_up(args) -> int:
     print("  tracequest traces")
     print("  tracequest show <trace-id>")
     return 0
+
+
+def _ensure_jaeger() -> None:
+    """Build the real Jaeger on first use; it takes a few minutes once, then is cached."""
+    from .binaries import JaegerBuildError, ensure_jaeger
+
+    try:
+        ensure_jaeger(log=print)
+    except JaegerBuildError as exc:
+        raise LabError(str(exc)) from None
 
 
 def _print_urls(lab: Lab) -> None:

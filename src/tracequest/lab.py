@@ -21,7 +21,9 @@ import requests
 from .ports import HOST, Ports, check_free
 
 SERVICES = ("customer", "driver", "route", "frontend")  # downstream first
-BACKENDS = ("embedded",)
+BACKENDS = ("embedded", "jaeger", "collector")
+COLLECTOR_CONFIGS = ("collector", "tail-sampling", "pii")
+COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 STATE_FILE = "lab.json"
 HOME_DIR = ".tracequest"
 
@@ -38,6 +40,8 @@ class Process:
     argv: list[str]
     health_url: str
     env: dict = field(default_factory=dict)
+    # A collector's OTLP/HTTP port answers GET with 405: any answer means ready.
+    any_answer_is_healthy: bool = False
 
 
 def find_home(start: Path | None = None) -> Path:
@@ -62,9 +66,13 @@ class Lab:
 
     def __init__(self, home: Path | str | None = None, ports: Ports | None = None,
                  backend: str = "embedded", service_env: dict | None = None,
-                 services: tuple[str, ...] = SERVICES):
+                 services: tuple[str, ...] = SERVICES, collector_config: str = "collector"):
         if backend not in BACKENDS:
             raise LabError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        if collector_config not in COLLECTOR_CONFIGS:
+            raise LabError(f"unknown collector config {collector_config!r}; choose one of: "
+                           f"{', '.join(COLLECTOR_CONFIGS)}")
+        self.collector_config = collector_config
         self.home = Path(home) if home else find_home()
         self.ports = ports or Ports()
         self.backend = backend
@@ -104,19 +112,62 @@ class Lab:
         except (OSError, ValueError):
             return None
         return cls(home, Ports(**state["ports"]), state.get("backend", "embedded"),
-                   state.get("service_env", {}), tuple(state.get("services", SERVICES)))
+                   state.get("service_env", {}), tuple(state.get("services", SERVICES)),
+                   state.get("collector_config", "collector"))
 
     # --- the programs -------------------------------------------------------
 
     def processes(self) -> list[Process]:
-        return [self._backend_process(), *(self._service_process(n) for n in self.services)]
+        return [*self._backend_processes(), *(self._service_process(n) for n in self.services)]
 
-    def _backend_process(self) -> Process:
+    def used_ports(self) -> dict[str, int]:
+        """The ports this lab's programs listen on, by role."""
+        p = self.ports
+        used = {name: getattr(p, name) for name in self.services}
+        used.update({"OTLP gRPC": p.otlp_grpc, "OTLP HTTP": p.otlp_http, "query API": p.query})
+        if self.backend != "embedded":
+            used.update({"Jaeger query gRPC": p.jaeger_query_grpc, "Jaeger metrics": p.jaeger_metrics})
+        if self.backend == "collector":
+            used.update({"Jaeger OTLP gRPC": p.jaeger_otlp_grpc, "Jaeger OTLP HTTP": p.jaeger_otlp_http,
+                         "collector metrics": p.collector_metrics})
+        return used
+
+    def _backend_processes(self) -> list[Process]:
+        if self.backend == "embedded":
+            return [self._embedded_process()]
+        if self.backend == "jaeger":
+            return [self._jaeger_process(self.ports.otlp_grpc, self.ports.otlp_http)]
+        return [self._jaeger_process(self.ports.jaeger_otlp_grpc, self.ports.jaeger_otlp_http),
+                self._collector_process()]
+
+    def _embedded_process(self) -> Process:
         p = self.ports
         argv = [sys.executable, "-m", "tracequest.backend", "--db", str(self.home / "spans.db"),
                 "--grpc-port", str(p.otlp_grpc), "--http-port", str(p.otlp_http),
                 "--query-port", str(p.query)]
         return Process("backend", argv, f"{self.query_url}/api/v3/services")
+
+    def _jaeger_process(self, otlp_grpc: int, otlp_http: int) -> Process:
+        """Real Jaeger with the config compose/ mounts, its listeners moved to our ports."""
+        p = self.ports
+        env = {"TQ_JAEGER_HOST": HOST, "TQ_JAEGER_OTLP_GRPC_PORT": str(otlp_grpc),
+               "TQ_JAEGER_OTLP_HTTP_PORT": str(otlp_http), "TQ_JAEGER_QUERY_HTTP_PORT": str(p.query),
+               "TQ_JAEGER_QUERY_GRPC_PORT": str(p.jaeger_query_grpc),
+               "TQ_JAEGER_METRICS_PORT": str(p.jaeger_metrics)}
+        argv = [str(_jaeger_binary()), "--config", str(_compose_file("jaeger", "config.yaml"))]
+        return Process("jaeger", argv, f"{self.query_url}/api/v3/services", env)
+
+    def _collector_process(self) -> Process:
+        """The collector pipeline from compose/collector/, run by the same binary."""
+        p = self.ports
+        env = {"TQ_COLLECTOR_HOST": HOST, "TQ_COLLECTOR_OTLP_GRPC_PORT": str(p.otlp_grpc),
+               "TQ_COLLECTOR_OTLP_HTTP_PORT": str(p.otlp_http),
+               "TQ_COLLECTOR_METRICS_PORT": str(p.collector_metrics),
+               "TQ_JAEGER_OTLP_ENDPOINT": f"{HOST}:{p.jaeger_otlp_grpc}"}
+        config = _compose_file("collector", f"{self.collector_config}.yaml")
+        argv = [str(_jaeger_binary()), "--config", str(config)]
+        return Process("collector", argv, f"{self.url('otlp_http')}/v1/traces", env,
+                       any_answer_is_healthy=True)
 
     def _service_process(self, name: str) -> Process:
         argv = [_instrument_command(), sys.executable, "-m", f"services.{name}"]
@@ -154,9 +205,16 @@ class Lab:
             pid = pids.get(proc.name)
             alive = pid is not None and _alive(pid)
             report[proc.name] = {"pid": pid, "running": alive,
-                                 "healthy": alive and _healthy(proc.health_url),
-                                 "url": proc.health_url.rsplit("/", 1)[0] if proc.name != "backend" else self.query_url}
+                                 "healthy": alive and _healthy(proc),
+                                 "url": self._display_url(proc)}
         return report
+
+    def _display_url(self, proc: Process) -> str:
+        if proc.name in SERVICES:
+            return self.url(proc.name)
+        if proc.name == "collector":
+            return f"OTLP 127.0.0.1:{self.ports.otlp_grpc} (gRPC), 127.0.0.1:{self.ports.otlp_http} (HTTP)"
+        return self.query_url
 
     def is_up(self) -> bool:
         return all(s["healthy"] for s in self.status().values())
@@ -168,8 +226,7 @@ class Lab:
                 return False
             log("Found a lab that is only partly running; restarting it.")
             self.down(log=lambda *_: None)
-        named = {f"{name.replace('_', ' ')}": port for name, port in self.ports.as_dict().items()}
-        check_free(named)
+        check_free(self.used_ports())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         pids: dict[str, int] = {}
         try:
@@ -187,7 +244,8 @@ class Lab:
         pids = self._recorded_pids()
         stopped = []
         services = [n for n in reversed(SERVICES) if n in pids]
-        for group in (services, ["backend"] if "backend" in pids else []):
+        backends = [n for n in reversed(list(pids)) if n not in SERVICES]  # collector before Jaeger
+        for group in (services, *([n] for n in backends)):
             for name in group:
                 _signal(pids[name], signal.SIGTERM)
             for name in group:
@@ -206,8 +264,8 @@ class Lab:
     def _spawn(self, proc: Process) -> int:
         log_file = open(self.log_dir / f"{proc.name}.log", "w")
         env = {**os.environ, **proc.env}
-        # The lab's own trace exporters must not inherit a learner's OTEL_* settings.
-        if proc.name == "backend":
+        # Backends must not inherit a learner's OTEL_* settings meant for services.
+        if proc.name not in SERVICES:
             env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
         child = _popen(proc.argv, env, log_file)
         log_file.close()
@@ -218,7 +276,7 @@ class Lab:
         while time.monotonic() < deadline:
             if not _alive(pid):
                 raise LabError(f"{proc.name} exited during start-up.\n{self._log_tail(proc.name)}")
-            if _healthy(proc.health_url):
+            if _healthy(proc):
                 return
             time.sleep(0.1)
         raise LabError(f"{proc.name} did not answer {proc.health_url} within {timeout:.0f}s.\n"
@@ -233,7 +291,8 @@ class Lab:
         return f"Last lines of {path}:\n" + "\n".join("  " + line for line in tail)
 
     def _write_state(self, pids: dict[str, int]) -> None:
-        state = {"backend": self.backend, "ports": self.ports.as_dict(), "processes": pids,
+        state = {"backend": self.backend, "collector_config": self.collector_config,
+                 "ports": self.ports.as_dict(), "processes": pids,
                  "service_env": self.service_env, "services": list(self.services),
                  "started_at": time.time()}
         self.home.mkdir(parents=True, exist_ok=True)
@@ -306,8 +365,27 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     return not _alive(pid)
 
 
-def _healthy(url: str) -> bool:
+def _healthy(proc: Process) -> bool:
     try:
-        return requests.get(url, timeout=1).status_code == 200
+        status = requests.get(proc.health_url, timeout=1).status_code
     except requests.RequestException:
         return False
+    return status == 200 or (proc.any_answer_is_healthy and status < 500)
+
+
+def _jaeger_binary() -> Path:
+    from .binaries import find_jaeger, jaeger_missing_reason
+
+    path = find_jaeger()
+    if path is None:
+        raise LabError("this backend runs the real Jaeger binary, which is not built yet. "
+                       + jaeger_missing_reason())
+    return path
+
+
+def _compose_file(*parts: str) -> Path:
+    path = COMPOSE_DIR.joinpath(*parts)
+    if not path.exists():
+        raise LabError(f"{path} is missing: the real backends read their configs from the "
+                       "repository's compose/ folder; run the lab from a clone of the repository.")
+    return path

@@ -21,6 +21,13 @@ class Ports:
     otlp_grpc: int = 4317
     otlp_http: int = 4318
     query: int = 16686
+    # Used only by the real backends: Jaeger's own listeners, moved aside when
+    # the collector takes 4317/4318, and the metrics endpoints.
+    jaeger_otlp_grpc: int = 4327
+    jaeger_otlp_http: int = 4328
+    jaeger_query_grpc: int = 16685
+    jaeger_metrics: int = 8888
+    collector_metrics: int = 8889
 
     @classmethod
     def free(cls) -> Ports:

@@ -22,6 +22,7 @@ DEFAULT_SEARCH_DEPTH = 20
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{1,32}$")
 
 # Each search parameter with the spellings Jaeger accepts for it.
+# A search without a service searches all services, as Jaeger's does.
 _PARAMS = {
     "service": ("query.service_name", "query.serviceName"),
     "operation": ("query.operation_name", "query.operationName"),
@@ -78,10 +79,15 @@ def create_query_app(store: SpanStore) -> Flask:
 
 
 def _arg(args, key: str) -> str:
+    return _named_arg(args, key)[1]
+
+
+def _named_arg(args, key: str) -> tuple[str, str]:
+    """(the spelling the caller used, its value), so errors name what was sent."""
     for name in _PARAMS[key]:
         if args.get(name):
-            return args[name]
-    return ""
+            return name, args[name]
+    return _PARAMS[key][0], ""
 
 
 def parse_find_query(args) -> TraceQuery:
@@ -90,16 +96,19 @@ def parse_find_query(args) -> TraceQuery:
     if not start_min or not start_max:
         raise ParamError("query.start_time_min and query.start_time_max are required")
     query = TraceQuery(
-        service=_arg(args, "service"),
+        service=_arg(args, "service") or None,
         start_min_ns=_parse(parse_rfc3339, start_min, "query.start_time_min"),
         start_max_ns=_parse(parse_rfc3339, start_max, "query.start_time_max"),
         operation=_arg(args, "operation") or None,
         limit=DEFAULT_SEARCH_DEPTH,
     )
-    if depth := _arg(args, "depth"):
+    name, depth = _named_arg(args, "depth")
+    if depth:
         if not re.fullmatch(r"-?\d+", depth):
-            raise ParamError(f"malformed parameter query.search_depth: {depth!r} is not an integer")
-        query.limit = int(depth) if int(depth) > 0 else DEFAULT_SEARCH_DEPTH
+            raise ParamError(f"malformed parameter {name}: {depth!r} is not an integer")
+        if int(depth) < 1:
+            raise ParamError(f"{name} must be greater than 0")
+        query.limit = int(depth)
     if value := _arg(args, "duration_min"):
         query.duration_min_ns = _parse(parse_go_duration, value, "query.duration_min")
     if value := _arg(args, "duration_max"):
@@ -109,8 +118,6 @@ def parse_find_query(args) -> TraceQuery:
     if value := _arg(args, "raw"):
         if value.lower() not in ("true", "false", "1", "0", "t", "f"):
             raise ParamError(f"malformed parameter query.raw_traces: {value!r} is not a boolean")
-    if not query.service:
-        raise ParamError("service name must be set")
     return query
 
 

@@ -49,7 +49,7 @@ CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ns);
 class TraceQuery:
     """A search, in the terms of Jaeger's API v3 (times in Unix ns)."""
 
-    service: str
+    service: str | None
     start_min_ns: int
     start_max_ns: int
     operation: str | None = None
@@ -141,8 +141,11 @@ class SpanStore:
 
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
         """Newest first: traces holding one span that meets every condition."""
-        sql = ["WHERE service = ? AND start_ns >= ? AND start_ns <= ?"]
-        params: list = [query.service, query.start_min_ns, query.start_max_ns]
+        sql = ["WHERE start_ns >= ? AND start_ns <= ?"]
+        params: list = [query.start_min_ns, query.start_max_ns]
+        if query.service:
+            sql.append("AND service = ?")
+            params.append(query.service)
         if query.operation:
             sql.append("AND name = ?")
             params.append(query.operation)

@@ -1,0 +1,138 @@
+"""The lab on the real backends: Jaeger alone, and the Collector pipeline in front of it.
+
+Each test starts the real Jaeger binary (and, through it, the Collector configs
+from compose/) as `tracequest up --backend ...` would, on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+
+import pytest
+from conftest import dispatch, trace_id_of
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tracequest.client import QueryClient
+from tracequest.lab import Lab
+from tracequest.ports import Ports
+
+SEEDED = {"TQ_SEED": "7"}   # same random delays, timeouts and retries in every lab
+RAW_EMAIL = "orders@rachels-floral.example"
+
+
+@pytest.fixture
+def start_lab(tmp_path, jaeger_bin):
+    """Start labs on free ports; every one is stopped at the end of the test."""
+    started = []
+
+    def start(**options) -> Lab:
+        lab = Lab(home=tmp_path / f"lab{len(started)}", ports=Ports.free(), **options)
+        started.append(lab)
+        lab.up(log=lambda *_: None)
+        return lab
+
+    yield start
+    for lab in started:
+        lab.down(log=lambda *_: None)
+
+
+def shape(trace) -> Counter:
+    """What the tree is made of: (depth, service, span name, kind) with counts."""
+    return Counter((depth, s.service, s.name, s.kind) for s, depth in trace.walk())
+
+
+def first_dispatch(lab):
+    response = dispatch(lab, "123")
+    assert response.status_code == 200, response.text
+    return QueryClient(lab.query_url).wait_for_trace(trace_id_of(response), min_spans=30, settle=1.0)
+
+
+def test_jaeger_backend_shows_the_same_trace_as_the_embedded_one(start_lab):
+    embedded = first_dispatch(start_lab(service_env=SEEDED))
+    jaeger = first_dispatch(start_lab(backend="jaeger", service_env=SEEDED))
+    assert len(jaeger) == len(embedded) >= 30
+    assert shape(jaeger) == shape(embedded)
+    assert len(jaeger.roots) == 1 and jaeger.orphans == []
+    assert set(jaeger.services) == {"frontend", "customer", "driver", "route"}
+
+
+def test_collector_backend_delivers_whole_traces_to_jaeger(start_lab):
+    lab = start_lab(backend="collector")
+    assert set(lab.status()) == {"jaeger", "collector", "customer", "driver", "route", "frontend"}
+    trace = first_dispatch(lab)
+    assert len(trace.roots) == 1 and trace.orphans == []
+    assert set(trace.services) == {"frontend", "customer", "driver", "route"}
+
+
+def test_pii_pipeline_leaves_no_raw_email_in_jaeger(start_lab):
+    lab = start_lab(backend="collector", collector_config="pii")
+    trace = first_dispatch(lab)
+    customer = trace.find(service="customer", kind="SERVER")[0]
+    assert customer.attributes.get("user.email") not in (None, RAW_EMAIL)   # hashed, still joinable
+    stored = json.dumps(QueryClient(lab.query_url).trace_json(trace.trace_id))
+    assert RAW_EMAIL not in stored
+
+
+# --- tail sampling, for real ------------------------------------------------
+
+MIX = {"error": 50, "slow": 50, "normal": 500}
+NORMAL_RATE = 0.10
+
+
+def send_mix(endpoint: str) -> None:
+    """MIX traces of two spans each; slow ones last 800 ms, errors end in ERROR."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "sampling-mix"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True),
+                                                   max_queue_size=4096, max_export_batch_size=256))
+    tracer = provider.get_tracer("tests")
+    for kind, count in MIX.items():
+        for _ in range(count):
+            start = time.time_ns() - (800_000_000 if kind == "slow" else 10_000_000)
+            root = tracer.start_span("GET /mix", kind=SpanKind.SERVER, start_time=start,
+                                     attributes={"mix.kind": kind})
+            with tracer.start_as_current_span("work", context=_context_of(root)) as child:
+                if kind == "error":
+                    child.set_status(Status(StatusCode.ERROR, "designed failure"))
+            root.end()
+    provider.shutdown()
+
+
+def _context_of(span):
+    from opentelemetry.trace import set_span_in_context
+
+    return set_span_in_context(span)
+
+
+def kept_by_kind(client: QueryClient) -> Counter:
+    """Poll Jaeger until the count of kept traces stops changing."""
+    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        traces = client.find_traces("sampling-mix", lookback_s=600, limit=1000)
+        kept = Counter(t.root.attributes["mix.kind"] for t in traces)
+        if kept != last:
+            last, stable_since = kept, time.monotonic()
+        elif time.monotonic() - stable_since > 4:
+            return kept
+        time.sleep(0.5)
+    return last
+
+
+def test_tail_sampling_keeps_errors_slow_and_a_tenth_of_the_rest(start_lab, monkeypatch):
+    monkeypatch.setenv("TQ_TAIL_DECISION_WAIT", "1s")
+    lab = start_lab(backend="collector", collector_config="tail-sampling", services=())
+    send_mix(f"http://127.0.0.1:{lab.ports.otlp_grpc}")
+    kept = kept_by_kind(QueryClient(lab.query_url))
+    # Binomial spread of the 10 % sample: four standard deviations either side.
+    expected = MIX["normal"] * NORMAL_RATE
+    tolerance = 4 * math.sqrt(MIX["normal"] * NORMAL_RATE * (1 - NORMAL_RATE))
+    print(f"tail sampling kept: {dict(kept)} (normal expected {expected:.0f} ± {tolerance:.0f})")
+    assert kept["error"] == MIX["error"]
+    assert kept["slow"] == MIX["slow"]
+    assert abs(kept["normal"] - expected) <= tolerance, kept
