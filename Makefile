@@ -33,6 +33,10 @@ lab: setup
 	@$(BIN)/python -c 'import jupyterlab' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,lab]'
 	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks/
 
+## check: run the quest checks on your code in labs/ and show the quest board
+check: setup
+	@$(BIN)/tracequest check
+
 ## test: the project's own test suite (what CI runs)
 test: setup
 	$(BIN)/python -m pytest

@@ -17,7 +17,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from tracequest.client import QueryClient
 from tracequest.lab import Lab
@@ -80,34 +80,51 @@ def test_pii_pipeline_leaves_no_raw_email_in_jaeger(start_lab):
     assert RAW_EMAIL not in stored
 
 
+def test_pii_pipeline_drops_authorization_headers(start_lab):
+    lab = start_lab(backend="collector", collector_config="pii", services=())
+    provider = exporting_provider(lab, "pii-check")
+    with provider.get_tracer("tests").start_as_current_span("GET /account") as span:
+        span.set_attribute("http.request.header.authorization", ["Bearer secret-token"])
+        span.set_attribute("user.email", "ada@example.com")
+        span.set_attribute("customer.id", "123")
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    client = QueryClient(lab.query_url)
+    (stored,) = client.wait_for_trace(trace_id).spans
+    assert "http.request.header.authorization" not in stored.attributes
+    assert stored.attributes["user.email"] != "ada@example.com"
+    assert stored.attributes["customer.id"] == "123"       # what is not PII passes untouched
+    assert "secret-token" not in json.dumps(client.trace_json(trace_id))
+
+
+def exporting_provider(lab, service: str) -> TracerProvider:
+    """An SDK tracer provider exporting to the lab's OTLP gRPC port."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{lab.ports.otlp_grpc}", insecure=True)
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=4096, max_export_batch_size=256))
+    return provider
+
+
 # --- tail sampling, for real ------------------------------------------------
 
 MIX = {"error": 50, "slow": 50, "normal": 500}
 NORMAL_RATE = 0.10
 
 
-def send_mix(endpoint: str) -> None:
+def send_mix(lab) -> None:
     """MIX traces of two spans each; slow ones last 800 ms, errors end in ERROR."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "sampling-mix"}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True),
-                                                   max_queue_size=4096, max_export_batch_size=256))
+    provider = exporting_provider(lab, "sampling-mix")
     tracer = provider.get_tracer("tests")
     for kind, count in MIX.items():
         for _ in range(count):
             start = time.time_ns() - (800_000_000 if kind == "slow" else 10_000_000)
             root = tracer.start_span("GET /mix", kind=SpanKind.SERVER, start_time=start,
                                      attributes={"mix.kind": kind})
-            with tracer.start_as_current_span("work", context=_context_of(root)) as child:
+            with tracer.start_as_current_span("work", context=set_span_in_context(root)) as child:
                 if kind == "error":
                     child.set_status(Status(StatusCode.ERROR, "designed failure"))
             root.end()
     provider.shutdown()
-
-
-def _context_of(span):
-    from opentelemetry.trace import set_span_in_context
-
-    return set_span_in_context(span)
 
 
 def kept_by_kind(client: QueryClient) -> Counter:
@@ -127,7 +144,7 @@ def kept_by_kind(client: QueryClient) -> Counter:
 def test_tail_sampling_keeps_errors_slow_and_a_tenth_of_the_rest(start_lab, monkeypatch):
     monkeypatch.setenv("TQ_TAIL_DECISION_WAIT", "1s")
     lab = start_lab(backend="collector", collector_config="tail-sampling", services=())
-    send_mix(f"http://127.0.0.1:{lab.ports.otlp_grpc}")
+    send_mix(lab)
     kept = kept_by_kind(QueryClient(lab.query_url))
     # Binomial spread of the 10 % sample: four standard deviations either side.
     expected = MIX["normal"] * NORMAL_RATE

@@ -1,0 +1,61 @@
+"""The driver service: looks drivers up in Redis (a simulated one, see redis_sim.py).
+
+When Redis times out, the service answers 503 and carries on. The trace hides
+that: the span around the Redis call ends with status UNSET and nothing on it
+says what went wrong. Its attribute names are home-made, too, so no backend
+or dashboard knows what they mean.
+"""
+
+import logging
+import os
+
+from flask import Flask, jsonify, request
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode  # noqa: F401  (you will need them)
+
+import redis_sim
+from telemetry import setup_tracing
+
+log = logging.getLogger("driver")
+tracer = trace.get_tracer("driver")
+
+app = Flask(__name__)
+setup_tracing(app)
+
+
+@app.get("/driver")
+def driver():
+    driver_id = request.args.get("id", "T7")
+    record = fetch_driver(driver_id)
+    if record is None:
+        return jsonify(error=f"driver {driver_id} is unavailable"), 503
+    return jsonify(record)
+
+
+def fetch_driver(driver_id: str) -> dict | None:
+    key = f"driver:{driver_id}"
+    with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT) as span:
+        # TODO 1: Use the semantic-convention names for a database call
+        #         (opentelemetry.semconv.attributes.db_attributes has them):
+        #           "backend"       -> "db.system.name"    (DB_SYSTEM_NAME), "redis"
+        #           "redis.command" -> "db.operation.name" (DB_OPERATION_NAME), "GET"
+        #           "redis.key"     -> "db.query.text"     (DB_QUERY_TEXT), e.g. "GET driver:T7"
+        span.set_attribute("backend", "redis")
+        span.set_attribute("redis.command", "GET")
+        span.set_attribute("redis.key", key)
+        try:
+            return redis_sim.get(key)
+        except redis_sim.RedisTimeout as exc:
+            log.warning("redis timeout for %s: %s", key, exc)
+            # TODO 2: Tell the trace this span failed, and why:
+            #   - span.record_exception(exc) adds an "exception" event with
+            #     exception.type and exception.message;
+            #   - span.set_status(Status(StatusCode.ERROR, str(exc))) marks it failed;
+            #   - set "error.type" (ERROR_TYPE in
+            #     opentelemetry.semconv.attributes.error_attributes) to the
+            #     exception's class name.
+            return None
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "5005")))

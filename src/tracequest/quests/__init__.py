@@ -1,0 +1,13 @@
+"""Quests: the lab's exercises, their checks, and the learner's progress.
+
+- ``registry``  the quests (id, title, level, XP) and the badges;
+- ``harness``   runs the learner's code against an in-test backend (with ``relay``
+                and ``launcher``) and returns its traces;
+- ``failure``   the mentor-style verdict a check raises; ``describe`` words for it;
+- ``plugin``    the pytest plugin the checks run under (``checks/pytest.ini``);
+- ``results``, ``progress``, ``board``  what a run found, what the learner has
+                earned, and how both are shown;
+- ``runner``, ``commands``  ``tracequest check``, ``quests`` and ``hint``.
+
+Nothing is imported here, so the CLI stays quick to start.
+"""

@@ -1,0 +1,48 @@
+"""Where the quests live: the repository, its checks, and the learner's labs.
+
+Checks read the learner's code from ``labs/``. Setting ``TRACEQUEST_LABS_DIR``
+points them at another folder of the same shape instead; the project's own
+tests use that to run every check against ``solutions/`` and against wrong
+solutions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LABS_ENV = "TRACEQUEST_LABS_DIR"
+
+
+class QuestSetupError(RuntimeError):
+    """The quests cannot run at all here; the message says what to do."""
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The clone holding ``checks/`` and ``labs/``: searched upwards, then beside the package."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if _is_root(folder):
+            return folder
+    beside_package = Path(__file__).resolve().parents[3]
+    if _is_root(beside_package):
+        return beside_package
+    raise QuestSetupError(
+        "cannot find the Trace Quest folder (the one with checks/ and labs/). "
+        "Run this command from inside your clone of the lab."
+    )
+
+
+def _is_root(folder: Path) -> bool:
+    return (folder / "checks").is_dir() and (folder / "labs").is_dir()
+
+
+def labs_dir(root: Path) -> Path:
+    """The folder holding one sub-folder per quest: ``labs/`` unless overridden."""
+    override = os.environ.get(LABS_ENV)
+    return Path(override).resolve() if override else root / "labs"
+
+
+def uses_own_labs(root: Path) -> bool:
+    """True when the checks read the learner's own ``labs/`` (so progress counts)."""
+    return labs_dir(root).resolve() == (root / "labs").resolve()

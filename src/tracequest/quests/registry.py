@@ -1,0 +1,105 @@
+"""The quests, in the order a learner meets them, and the badges they earn.
+
+A quest's id is what the learner types (`tracequest check 04`). A quest that
+comes in parts gives each part its own id and line on the board (06a, 06b),
+sharing one lab folder and one check file.
+
+Ids 03 (the slow-span mystery) and 07 (through the collector), and part 06b
+(tail sampling in the collector), are reserved: they are added here when
+their labs exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LEVELS = ("novice", "intermediate", "advanced", "bonus")
+
+
+@dataclass(frozen=True)
+class Quest:
+    id: str
+    slug: str
+    title: str
+    level: str
+    xp: int
+    goal: str
+    folder: str = ""  # under labs/ and solutions/; defaults to "<id>-<slug>"
+
+    @property
+    def lab_folder(self) -> str:
+        return self.folder or f"{self.id}-{self.slug}"
+
+    @property
+    def number(self) -> str:
+        """The quest without its part letter: 06a -> 06."""
+        return self.id.rstrip("abcdefghijklmnopqrstuvwxyz")
+
+    @property
+    def check_file(self) -> str:
+        return f"test_{self.lab_folder.replace('-', '_')}.py"
+
+
+QUESTS: tuple[Quest, ...] = (
+    Quest("01", "first-trace", "Your first trace", "novice", 100,
+          "Set up the SDK so a Flask service sends its traces over OTLP, under its own name."),
+    Quest("02", "manual-span", "A span of your own", "intermediate", 150,
+          "Wrap slow business logic in a manual span with attributes and an event."),
+    Quest("04", "propagation", "Carry the context", "advanced", 250,
+          "Join two services into one trace with inject() and extract()."),
+    Quest("05", "errors", "When things break", "bonus", 150,
+          "Record an exception, set error status, use semantic-convention names."),
+    Quest("06a", "sampling", "Head sampling", "bonus", 150,
+          "Keep a quarter of all traces, and keep every trace whole.", folder="06-sampling"),
+    Quest("08", "baggage-and-links", "Baggage and links", "bonus", 200,
+          "Carry a value across three services; link a consumer to its producer."),
+)
+
+
+@dataclass(frozen=True)
+class Badge:
+    name: str
+    description: str
+    requires: tuple[str, ...]  # quest ids, all needed
+
+
+BADGES: tuple[Badge, ...] = (
+    Badge("First Light", "sent a first trace", ("01",)),
+    Badge("Span Smith", "shaped spans by hand: names, attributes, events, errors", ("02", "05")),
+    Badge("Context Carrier", "kept one request in one trace across services", ("04", "08")),
+    Badge("Sampler", "kept traces whole while keeping only some", ("06a",)),
+)
+
+
+def all_quests() -> tuple[Quest, ...]:
+    return QUESTS
+
+
+def get_quest(quest_id: str) -> Quest:
+    """The quest for an id as a learner might type it: 1, 01, 06a, or the slug."""
+    wanted = _normalise(quest_id)
+    for quest in QUESTS:
+        if wanted in (quest.id, quest.slug, quest.lab_folder):
+            return quest
+    raise KeyError(quest_id)
+
+
+def select(quest_ids: list[str]) -> list[Quest]:
+    """Quests for ids as typed; a bare number picks every part (06 -> 06a, 06b)."""
+    chosen: list[Quest] = []
+    for text in quest_ids:
+        wanted = _normalise(text)
+        matches = [q for q in QUESTS if wanted in (q.id, q.number, q.slug, q.lab_folder)]
+        if not matches:
+            known = ", ".join(q.id for q in QUESTS)
+            raise KeyError(f"no quest {text!r}; the quests are {known}")
+        chosen += [q for q in matches if q not in chosen]
+    return chosen
+
+
+def _normalise(text: str) -> str:
+    text = text.strip().lower()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits and text.startswith(digits) and len(digits) < 2:
+        text = "0" + text
+    return text
