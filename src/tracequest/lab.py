@@ -69,10 +69,10 @@ class Lab:
                  services: tuple[str, ...] = SERVICES, collector_config: str = "collector"):
         if backend not in BACKENDS:
             raise LabError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-        if collector_config not in COLLECTOR_CONFIGS:
+        if collector_config not in COLLECTOR_CONFIGS and not Path(collector_config).is_file():
             raise LabError(f"unknown collector config {collector_config!r}; choose one of: "
-                           f"{', '.join(COLLECTOR_CONFIGS)}")
-        self.collector_config = collector_config
+                           f"{', '.join(COLLECTOR_CONFIGS)}, or give the path of a YAML file")
+        self.collector_config = str(collector_config)
         self.home = Path(home) if home else find_home()
         self.ports = ports or Ports()
         self.backend = backend
@@ -164,7 +164,10 @@ class Lab:
                "TQ_COLLECTOR_OTLP_HTTP_PORT": str(p.otlp_http),
                "TQ_COLLECTOR_METRICS_PORT": str(p.collector_metrics),
                "TQ_JAEGER_OTLP_ENDPOINT": f"{HOST}:{p.jaeger_otlp_grpc}"}
-        config = _compose_file("collector", f"{self.collector_config}.yaml")
+        if self.collector_config in COLLECTOR_CONFIGS:
+            config = _compose_file("collector", f"{self.collector_config}.yaml")
+        else:  # a learner's own file, e.g. a quest's collector.yaml
+            config = Path(self.collector_config).resolve()
         argv = [str(_jaeger_binary()), "--config", str(config)]
         return Process("collector", argv, f"{self.url('otlp_http')}/v1/traces", env,
                        any_answer_is_healthy=True)
