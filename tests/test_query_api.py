@@ -173,7 +173,8 @@ def test_client_returns_the_trace_model(api, stored):
         "GET /dispatch", "GET customer", "GET /customer", "SELECT customers", "GET route"]
     assert trace.span(stored[0]["E"]).is_error
     assert client.find_traces("frontend", min_duration_ms=500) == []
-    assert client.find_traces("frontend", operation="GET route", limit=1)[0].trace_id == stored[1]["trace"]
+    (one,) = client.find_traces("frontend", operation="GET route", limit=1)   # Jaeger picks any one
+    assert one.trace_id in {s["trace"] for s in stored}
     assert client.services() == ["customer", "frontend"]
     assert {"name": "GET /customer", "spanKind": "server"} in client.operations("customer")
 
