@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", default="embedded", choices=BACKENDS,
                     help="embedded (default), jaeger (the real Jaeger binary), or collector "
                          "(the Collector pipeline in front of Jaeger)")
-    up.add_argument("--collector-config", default="collector", choices=COLLECTOR_CONFIGS,
-                    help="which compose/collector/*.yaml the collector backend loads")
+    up.add_argument("--collector-config", default="collector", metavar="NAME_OR_FILE",
+                    help=f"what the collector backend loads: {', '.join(COLLECTOR_CONFIGS)} "
+                         "(from compose/collector/), or the path of your own YAML file")
     up.add_argument("--fix-db-query-delay", metavar="DURATION", help="customer's database delay, e.g. 5ms (default 300ms)")
     up.add_argument("--fix-disable-db-conn-mutex", action="store_true", help="remove customer's single-connection lock")
     up.add_argument("--fix-route-worker-pool-size", metavar="N", type=int, help="frontend's route workers (default 3)")

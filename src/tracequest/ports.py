@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 from dataclasses import asdict, dataclass, fields
@@ -31,8 +32,11 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        """All-new free ports, so a test never collides with a running lab."""
-        return cls(**{f.name: free_port() for f in fields(cls)})
+        """All-new free ports, distinct, so a test never collides with a running lab."""
+        chosen: list[int] = []
+        for _ in fields(cls):
+            chosen.append(free_port(avoid=set(chosen)))
+        return cls(*chosen)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -42,10 +46,30 @@ class PortInUse(OSError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+# Listening ports are drawn below the kernel's ephemeral range: outgoing
+# connections take their local ports from that range, and one of them could
+# grab a port between our choosing it and a server binding it.
+_LISTEN_RANGE_LOW = 20000
+
+
+def free_port(avoid: set[int] = frozenset()) -> int:
+    """A port nothing listens on, outside the ephemeral range where possible."""
+    high = _ephemeral_low() - 1
+    for _ in range(200):
+        port = random.randint(_LISTEN_RANGE_LOW, high) if high > _LISTEN_RANGE_LOW else 0
+        if port and port not in avoid and is_free(port):
+            return port
+    with socket.socket() as sock:   # fall back to whatever the kernel offers
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152   # the IANA dynamic range, used by macOS and Windows
 
 
 def is_free(port: int, host: str = HOST) -> bool:

@@ -1,0 +1,339 @@
+"""Small helpers for the chapter notebooks.
+
+Everything here is ordinary code a learner may read: finding the running lab,
+sending one request and waiting for its trace, a second lab for experiments,
+an OpenTelemetry SDK set-up for spans made in a notebook, and a few HTML
+pictures (questions with hidden answers, tables, bar charts). Nothing in it
+is needed to understand tracing; it only keeps the notebook cells short.
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import os
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from .client import DEFAULT_URL, QueryClient, TraceNotFound
+from .lab import Lab, find_home
+from .load import run_load
+from .model import Trace
+from .ports import HOST, Ports
+
+
+class LabNotRunning(RuntimeError):
+    """No lab answers; the message tells the learner how to start one."""
+
+
+# --- the lab -----------------------------------------------------------------
+
+
+class LabHandle:
+    """What a notebook needs from a running lab: its URLs, a query client, requests.
+
+    ``lab`` is the :class:`~tracequest.lab.Lab` started by ``make up`` (None when
+    the notebook talks to a backend someone else started, e.g. Jaeger in Docker).
+    """
+
+    def __init__(self, lab: Lab | None, query_url: str, frontend_url: str, otlp_endpoint: str):
+        self.lab = lab
+        self.query_url = query_url
+        self.frontend_url = frontend_url
+        self.otlp_endpoint = otlp_endpoint
+        self.client = QueryClient(query_url)
+        self._http = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"<lab frontend={self.frontend_url} traces={self.query_url}>"
+
+    @property
+    def backend(self) -> str:
+        if self.lab is not None:
+            return f"{self.lab.backend} (started by `make up`, state in {self.lab.home})"
+        return f"whatever answers Jaeger's API v3 at {self.query_url}"
+
+    def dispatch(self, customer: str = "123", session: str | None = None,
+                 headers: dict | None = None) -> tuple[requests.Response, str | None]:
+        """One /dispatch request; returns the response and the trace id it reports.
+
+        The frontend names its trace in the W3C ``traceresponse`` header:
+        ``00-<trace id>-<span id>-<flags>``.
+        """
+        headers = dict(headers or {})
+        if session:
+            headers["X-Session-Id"] = session
+        response = self._http.get(f"{self.frontend_url}/dispatch", params={"customer": customer},
+                                  headers=headers, timeout=30)
+        parts = response.headers.get("traceresponse", "").split("-")
+        return response, (parts[1] if len(parts) == 4 else None)
+
+    def trace(self, trace_id: str, complete: bool = True, timeout: float = 20.0) -> Trace:
+        """The trace with this id, once all its spans have arrived (see :func:`complete_trace`)."""
+        return complete_trace(self.client, trace_id, complete, timeout)
+
+    def new_trace(self, customer: str = "123", **kwargs) -> Trace:
+        """Send one /dispatch request and return its complete trace."""
+        response, trace_id = self.dispatch(customer, **kwargs)
+        response.raise_for_status()
+        return self.trace(trace_id)
+
+    def load(self, n: int = 20, concurrency: int = 4):
+        """``n`` /dispatch requests, ``concurrency`` at a time (see tracequest.load)."""
+        return run_load(self.frontend_url, n, concurrency, progress=None)
+
+
+def complete_trace(client: QueryClient, trace_id: str, complete: bool = True,
+                   timeout: float = 20.0, settle: float = 0.4) -> Trace:
+    """Fetch a trace from any backend, waiting until all its spans have arrived.
+
+    Services export in batches, so a trace reaches the backend in pieces.
+    With ``complete`` we wait until it has a root span and no orphans (the
+    root span ends last, so it is exported last); without it, only until its
+    span count has stopped growing for ``settle`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(1.0, deadline - time.monotonic())
+        found = client.wait_for_trace(trace_id, timeout=left, settle=settle)
+        if not complete or (found.roots and not found.orphans) or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
+def repo_root() -> Path:
+    """The repository folder (the one holding compose/ and services/)."""
+    for folder in (Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents):
+        if (folder / "compose").is_dir() and (folder / "services").is_dir():
+            return folder
+    raise FileNotFoundError("cannot find the Trace Quest repository (a folder with compose/ and services/)")
+
+
+def connect(home: str | Path | None = None) -> LabHandle:
+    """Find the running lab: ``$TRACEQUEST_HOME``, else the nearest ``.tracequest/``.
+
+    Without a lab started by ``make up``, a backend at ``$TRACEQUEST_QUERY_URL``
+    (default http://127.0.0.1:16686) and a frontend at ``$TRACEQUEST_FRONTEND_URL``
+    (default http://127.0.0.1:8080) do too: that is the Docker set-up.
+    """
+    home = Path(home) if home else find_home()
+    lab = Lab.from_state(home)
+    if lab is not None:
+        handle = LabHandle(lab, lab.query_url, lab.frontend_url, f"http://{HOST}:{lab.ports.otlp_grpc}")
+        if handle.client.is_up() and _answers(f"{lab.frontend_url}/health"):
+            return handle
+        raise LabNotRunning(
+            f"The lab recorded in {home} is not answering (it may have been stopped or crashed). "
+            "Start the lab with `make up` (or `tracequest up`), then run this cell again."
+        )
+    query_url = os.environ.get("TRACEQUEST_QUERY_URL", DEFAULT_URL).rstrip("/")
+    frontend_url = os.environ.get("TRACEQUEST_FRONTEND_URL", f"http://{HOST}:8080").rstrip("/")
+    handle = LabHandle(None, query_url, frontend_url,
+                       os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{HOST}:4317"))
+    if handle.client.is_up() and _answers(f"{frontend_url}/health"):
+        return handle
+    raise LabNotRunning(
+        f"No lab is running: there is no {home / 'lab.json'} and nothing answers at {query_url}. "
+        "Start the lab with `make up` in the repository folder, then run this cell again."
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@contextmanager
+def fresh_lab(**service_env: str):
+    """A second, throw-away lab on free ports, e.g. with fix flags; stopped on exit.
+
+    ``with fresh_lab(TQ_FIX_DISABLE_DB_CONN_MUTEX="1") as other: ...`` leaves
+    the main lab alone: new ports, a temporary home, its own spans.
+    """
+    with tempfile.TemporaryDirectory(prefix="tracequest-") as home:
+        lab = Lab(home=home, ports=Ports.free(), service_env=service_env)
+        lab.up(log=lambda *_: None)
+        try:
+            yield LabHandle(lab, lab.query_url, lab.frontend_url, f"http://{HOST}:{lab.ports.otlp_grpc}")
+        finally:
+            lab.down(log=lambda *_: None)
+
+
+# --- spans made in the notebook --------------------------------------------------
+
+
+def tracer_provider(service: str, endpoint: str, sampler=None, simple: bool = False):
+    """An SDK TracerProvider that sends spans over OTLP/gRPC to ``endpoint``.
+
+    These are the lines chapter 3 writes out by hand. The provider is *not*
+    installed globally: each notebook may make several, and the global one can
+    be set only once per process. Call ``.shutdown()`` to flush and stop it.
+    """
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    kwargs = {"sampler": sampler} if sampler is not None else {}
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), **kwargs)
+    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    processor = SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter, schedule_delay_millis=200)
+    provider.add_span_processor(processor)
+    return provider
+
+
+# --- background programs (the collector, Jaeger) ---------------------------------
+
+
+class Program:
+    """A program running in the background, with its output in a log file.
+
+    With ``ready_url`` we wait until that URL answers HTTP at all (a 404 will
+    do: the collector's OTLP/HTTP port says 404 to a plain GET). Stopped by
+    :meth:`stop`, or when the notebook's kernel exits.
+    """
+
+    def __init__(self, argv: list[str], env: dict | None = None, ready_url: str | None = None,
+                 timeout: float = 30.0):
+        self.argv = [str(a) for a in argv]
+        self.log_path = Path(tempfile.mkstemp(prefix="tracequest-", suffix=".log")[1])
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(self.argv, env={**os.environ, **(env or {})},
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        atexit.register(self.stop)
+        if ready_url:
+            self._wait_ready(ready_url, timeout)
+
+    def _wait_ready(self, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.log(30)
+                self.stop()
+                raise RuntimeError(f"{self.argv[0]} exited with {self.process.returncode}:\n{output}")
+            try:
+                requests.get(url, timeout=1)  # any HTTP answer, even 404, means it listens
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        output = self.log(30)
+        self.stop()
+        raise RuntimeError(f"{self.argv[0]} was not ready at {url} within {timeout:.0f}s:\n{output}")
+
+    def log(self, lines: int = 20) -> str:
+        """The last ``lines`` lines the program printed (empty once it is stopped)."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        """Stop the program (politely, then firmly) and delete its log."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_path.unlink(missing_ok=True)
+
+
+def wait_for(fetch, timeout: float = 15.0, interval: float = 0.2):
+    """Call ``fetch()`` until it returns something other than None (or raises TraceNotFound)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = fetch()
+        except TraceNotFound:
+            value = None
+        if value is not None or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+# --- pictures ----------------------------------------------------------------------
+
+
+class HTML:
+    """A piece of HTML that Jupyter shows as HTML and a terminal shows as text."""
+
+    def __init__(self, markup: str, text: str | None = None):
+        self.markup = markup
+        self.text = markup if text is None else text
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def reveal(question: str, answer: str) -> HTML:
+    """A knowledge-check question whose answer opens on a click."""
+    markup = (f'<details style="margin:6px 0"><summary><b>{html.escape(question)}</b> '
+              f'<span style="color:#6b7280">(click for the answer)</span></summary>'
+              f'<div style="margin:6px 0 0 18px">{html.escape(answer)}</div></details>')
+    return HTML(markup, f"Q: {question}\n(answer hidden; open it in Jupyter)")
+
+
+def table(rows: list[dict] | list[list], headers: list[str] | None = None) -> HTML:
+    """Rows (dicts, or lists with ``headers``) as an HTML table."""
+    rows = list(rows)
+    if rows and isinstance(rows[0], dict):
+        headers = headers or list(dict.fromkeys(k for row in rows for k in row))
+        rows = [[row.get(h, "") for h in headers] for row in rows]
+    headers = headers or []
+    cell = 'style="padding:2px 10px;text-align:left;border-bottom:1px solid #e5e7eb"'
+    head = "".join(f"<th {cell}>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+    text = "\n".join("  ".join(_fmt(v).ljust(w) for v, w in zip(line, widths))
+                     for line in [headers, *rows])
+    return HTML(f'<table style="border-collapse:collapse;font-size:13px">'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", text)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.2f}"
+    return str(value)
+
+
+def bar_chart(values: dict[str, float], title: str = "", unit: str = "", width: int = 560) -> HTML:
+    """A horizontal bar chart drawn as inline SVG: one bar per label."""
+    label_w, bar_h, gap, top = 190, 22, 8, 30 if title else 8
+    biggest = max(values.values(), default=0) or 1
+    plot_w = width - label_w - 90
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{top + len(values) * (bar_h + gap) + 4}" font-family="sans-serif" font-size="12">']
+    if title:
+        parts.append(f'<text x="0" y="18" font-size="14" font-weight="600">{html.escape(title)}</text>')
+    for i, (label, value) in enumerate(values.items()):
+        y = top + i * (bar_h + gap)
+        w = max(1.0, value / biggest * plot_w)
+        parts.append(f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{html.escape(label)}</text>'
+                     f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="#3f7cc4" rx="2"/>'
+                     f'<text x="{label_w + w + 6:.1f}" y="{y + 15}">{html.escape(_fmt(value))} {html.escape(unit)}</text>')
+    parts.append("</svg>")
+    text = "\n".join(f"{label:>28}  {_fmt(value)} {unit}" for label, value in values.items())
+    return HTML("".join(parts), f"{title}\n{text}" if title else text)
+
+
+def side_by_side(*items, titles: list[str] | None = None) -> HTML:
+    """Show several HTML-able things (traces, tables) next to each other on a wide page, else one above the other."""
+    titles = titles or [""] * len(items)
+    cells = "".join(
+        f'<div style="flex:1 1 680px;min-width:0;overflow-x:auto"><div style="font-weight:600;margin-bottom:4px">'
+        f"{html.escape(t)}</div>{item._repr_html_()}</div>" for t, item in zip(titles, items))
+    text = "\n\n".join(f"{t}\n{item}" for t, item in zip(titles, items))
+    return HTML(f'<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start">{cells}</div>', text)
