@@ -1,4 +1,4 @@
-"""Quest 06, sampling. Part (a): head sampling that keeps a quarter of all traces, whole.
+"""Quest 06, sampling. Part (a): head sampling in the SDK. Part (b): tail sampling in the collector.
 
 Part (a) sends 400 requests through frontend -> route and counts the traces
 that survive. With a 25% sampler the count is binomial: mean 100, standard
@@ -6,6 +6,13 @@ deviation sqrt(400 * 0.25 * 0.75) = 8.7, so anything within four standard
 deviations (66 to 134) passes; a correct solution fails about once in 16,000
 runs. Then it calls route directly with hand-made traceparent headers, to see
 whether route follows its caller's decision or makes its own.
+
+Part (b) runs the learner's collector.yaml in the real collector in front of
+the real Jaeger and sends it a designed mix: 20 traces with an error, 20 that
+last 800 ms, 1,000 ordinary ones (10 ms, no error). Every error and every slow
+trace must reach Jaeger. The ordinary ones kept are binomial: mean 100,
+standard deviation sqrt(1000 * 0.1 * 0.9) = 9.5, and four of those either side
+(63 to 137) pass, with the same odds as part (a).
 """
 
 import math
@@ -14,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tracequest.quests.collector import CollectorConfig, CollectorRun, kept_by_kind, send_mix
 from tracequest.quests.describe import plural
 from tracequest.quests.failure import fail
 
@@ -78,9 +86,6 @@ def test_part_a_head_sampling_keeps_a_quarter_of_traces_whole(run):
              "wrap the ratio sampler in ParentBased(...), so route follows its parent's decision.")
 
 
-# Part (b), tail sampling in the collector, adds its check here, marked quest("06b").
-
-
 def _send_requests(frontend) -> None:
     def one(i: int) -> int:
         return frontend.get(f"/dispatch?customer={i}").status_code
@@ -116,3 +121,179 @@ def _probe_route(route) -> tuple[list[str], list[str]]:
                      "run python route.py and open http://127.0.0.1:5062/route.",
                      details=route.tail())
     return followed, ignored
+
+
+# --- part (b): tail sampling in the collector ---------------------------------
+
+MIX = {"error": 20, "slow": 20, "normal": 1000}
+TAIL_RATIO = 0.10
+THRESHOLD_MS = 500
+DECISION_WAIT = "1s"     # what the check sets TQ_TAIL_DECISION_WAIT to
+LONGEST_WAIT_S = 10      # a decision_wait the check is willing to sit through
+
+
+@pytest.mark.quest("06b")
+def test_part_b_tail_sampling_keeps_errors_slow_traces_and_a_tenth_of_the_rest(run):
+    """Your collector keeps errors, slow traces and about 10% of the rest."""
+    wait = {"TQ_TAIL_DECISION_WAIT": DECISION_WAIT}
+    with CollectorRun(run.folder / "collector.yaml", env=wait) as collector:
+        collector.validate()
+        config = CollectorConfig.read(collector.config)
+        env = collector.environment()
+        pipeline = config.traces_pipeline()
+        _check_tail_sampling_before_batch(pipeline)
+        batches = pipeline.processors_of_kind("batch")
+        waits = _decision_wait_s(config, pipeline, env) + (
+            config.duration_s("processors", batches[0], "timeout", env, 0.2) if batches else 0)
+        collector.start()
+        send_mix(collector.otlp_endpoint, MIX)
+        kept = kept_by_kind(collector.client, not_before=waits + 1.5, settle=2.0, timeout=waits + 20)
+        _judge_what_was_kept(kept, config, pipeline, collector)
+
+
+def _check_tail_sampling_before_batch(pipeline) -> None:
+    order = pipeline.processors
+    samplers = pipeline.processors_of_kind("tail_sampling")
+    batches = pipeline.processors_of_kind("batch")
+    if samplers and batches and order.index(samplers[0]) > order.index(batches[0]):
+        fail("tail_sampling before batch in service.pipelines.traces.processors",
+             f"{pipeline.shown()}: tail_sampling sits after batch.",
+             "processors run in the order listed. Put tail_sampling in front of batch, so batch "
+             "groups only the traces that are kept, instead of batching every span just before "
+             "most of them are dropped.")
+
+
+def _decision_wait_s(config: CollectorConfig, pipeline, env: dict) -> float:
+    """How long the sampler holds a trace, in seconds (0 when nothing samples)."""
+    samplers = pipeline.processors_of_kind("tail_sampling")
+    if not samplers:
+        return 0.0
+    written = config.section("processors").get(samplers[0], {}).get("decision_wait")
+    seconds = config.duration_s("processors", samplers[0], "decision_wait", env, 30.0)
+    if seconds > LONGEST_WAIT_S:
+        shown = "not set, so the default of 30s applies" if written is None else f"{written}"
+        fail("a decision_wait the check can shorten: ${env:TQ_TAIL_DECISION_WAIT:-5s}",
+             f"decision_wait is {shown}: the check would wait {seconds:g} s before the first "
+             "trace reached Jaeger.",
+             "write decision_wait: ${env:TQ_TAIL_DECISION_WAIT:-5s} under tail_sampling. It keeps "
+             f"5 s when you run the collector yourself; the check sets {DECISION_WAIT}.")
+    return seconds
+
+
+def _judge_what_was_kept(kept, config: CollectorConfig, pipeline, collector) -> None:
+    sent = sum(MIX.values())
+    if not sum(kept.values()):
+        fail(f"Jaeger to receive some of the {sent} traces sent to your collector",
+             "it received none of them.",
+             "the pipeline must still end in the otlp/jaeger exporter, as in the starter, and at "
+             "least one policy must keep something. The collector's output below may say more.",
+             details=collector.log_tail())
+    normal, low, high = kept["normal"], *expected_range(MIX["normal"], TAIL_RATIO)
+    if not pipeline.processors_of_kind("tail_sampling"):
+        defined = list(config.defined("processors", "tail_sampling"))
+        found = (f"all {normal} ordinary traces were kept: nothing is sampling yet"
+                 if normal == MIX["normal"] else
+                 f"{normal} of {MIX['normal']} ordinary traces were kept, and the pipeline has no "
+                 "tail_sampling processor")
+        if defined:
+            fail("a tail_sampling processor in the traces pipeline",
+                 f"{found}. {defined[0]} is defined under processors, but the pipeline does not "
+                 f"list it ({pipeline.shown()}).",
+                 f"add {defined[0]} to service.pipelines.traces.processors, before batch: a "
+                 "processor does nothing until a pipeline lists it.")
+        fail("a tail_sampling processor in the traces pipeline", found + ".",
+             "add a tail_sampling processor under processors, with a status_code, a latency and "
+             "a probabilistic policy, and list it in the pipeline before batch.")
+
+    policies = _policies(config, pipeline)
+    if kept["error"] < MIX["error"]:
+        fail(f"all {MIX['error']} traces with an error kept",
+             f"errors were dropped: only {kept['error']} of {MIX['error']} reached Jaeger.",
+             _error_hint(policies))
+    if kept["slow"] < MIX["slow"]:
+        fail(f"all {MIX['slow']} traces slower than {THRESHOLD_MS} ms kept (each lasts 800 ms)",
+             f"slow traces were dropped: only {kept['slow']} of {MIX['slow']} reached Jaeger.",
+             _slow_hint(policies))
+    if not low <= normal <= high:
+        fail(f"about {TAIL_RATIO:.0%} of the {MIX['normal']} ordinary traces kept: "
+             f"between {low} and {high}",
+             f"{normal} were kept ({100 * normal / MIX['normal']:.0f}%).",
+             _too_many_hint(policies) if normal > high else _too_few_hint(policies))
+
+
+def _policies(config: CollectorConfig, pipeline) -> list[dict]:
+    """The top-level policies of the pipeline's tail_sampling processor."""
+    name = pipeline.processors_of_kind("tail_sampling")[0]
+    found = config.section("processors").get(name, {}).get("policies") or []
+    return [p for p in found if isinstance(p, dict)]
+
+
+def _of_type(policies: list[dict], kind: str) -> list[dict]:
+    return [p for p in policies if p.get("type") == kind]
+
+
+def _setting(policy: dict, key: str):
+    return (policy.get(policy.get("type")) or {}).get(key)
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_hint(policies: list[dict]) -> str:
+    status = _of_type(policies, "status_code")
+    if status:
+        codes = _setting(status[0], "status_codes")
+        return (f"your status_code policy {status[0].get('name', '')!r} keeps status_codes: {codes}; "
+                "a trace should be kept when any of its spans ended with ERROR: status_codes: [ERROR].")
+    return ("add a policy of type status_code with status_codes: [ERROR]. "
+            "A trace is kept when any policy keeps it, so errors survive whatever the "
+            "probabilistic policy decides.")
+
+
+def _slow_hint(policies: list[dict]) -> str:
+    latency = _of_type(policies, "latency")
+    if latency:
+        threshold = _setting(latency[0], "threshold_ms")
+        return (f"your latency policy {latency[0].get('name', '')!r} has threshold_ms: {threshold}; "
+                f"make it {THRESHOLD_MS}, so every trace longer than {THRESHOLD_MS} ms is kept.")
+    return (f"add a policy of type latency with threshold_ms: {THRESHOLD_MS}. "
+            "It measures a trace from its first span's start to its last span's end.")
+
+
+def _too_many_hint(policies: list[dict]) -> str:
+    for policy in policies:
+        kind, name = policy.get("type"), repr(policy.get("name", ""))
+        if kind == "probabilistic":
+            share = _number(_setting(policy, "sampling_percentage"))
+            if share is not None and share > 100 * TAIL_RATIO:
+                return f"your probabilistic policy {name} keeps {share:g}%; make sampling_percentage 10."
+        if kind == "latency":
+            threshold = _number(_setting(policy, "threshold_ms"))
+            if threshold is not None and threshold < THRESHOLD_MS:
+                return (f"your latency policy {name} has threshold_ms: {threshold:g}, which ordinary "
+                        f"traces (10 ms) can pass; make it {THRESHOLD_MS}.")
+        if kind == "status_code":
+            codes = {str(code).upper() for code in _setting(policy, "status_codes") or []}
+            if codes & {"OK", "UNSET"}:
+                return (f"your status_code policy {name} also keeps {sorted(codes - {'ERROR'})}, "
+                        "which every ordinary trace has; keep only [ERROR].")
+        if kind == "always_sample":
+            return f"your policy {name} of type always_sample keeps every trace; remove it."
+    return ("a trace is kept when ANY policy keeps it: only the probabilistic policy should keep "
+            "ordinary traces, with sampling_percentage: 10.")
+
+
+def _too_few_hint(policies: list[dict]) -> str:
+    for policy in _of_type(policies, "probabilistic"):
+        share = _number(_setting(policy, "sampling_percentage"))
+        if share is not None and share < 100 * TAIL_RATIO:
+            return (f"your probabilistic policy {policy.get('name', '')!r} keeps {share:g}%; "
+                    "make sampling_percentage 10.")
+    if not _of_type(policies, "probabilistic"):
+        return ("add a policy of type probabilistic with sampling_percentage: 10: it keeps a tenth "
+                "of all traces, chosen by trace id.")
+    return "the probabilistic policy should keep 10% of traces: sampling_percentage: 10."

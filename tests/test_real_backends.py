@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import Counter
 
 import pytest
@@ -17,11 +16,11 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from tracequest.client import QueryClient
 from tracequest.lab import Lab
 from tracequest.ports import Ports
+from tracequest.quests.collector import kept_by_kind, send_mix
 
 SEEDED = {"TQ_SEED": "7"}   # same random delays, timeouts and retries in every lab
 RAW_EMAIL = "orders@rachels-floral.example"
@@ -111,40 +110,10 @@ MIX = {"error": 50, "slow": 50, "normal": 500}
 NORMAL_RATE = 0.10
 
 
-def send_mix(lab) -> None:
-    """MIX traces of two spans each; slow ones last 800 ms, errors end in ERROR."""
-    provider = exporting_provider(lab, "sampling-mix")
-    tracer = provider.get_tracer("tests")
-    for kind, count in MIX.items():
-        for _ in range(count):
-            start = time.time_ns() - (800_000_000 if kind == "slow" else 10_000_000)
-            root = tracer.start_span("GET /mix", kind=SpanKind.SERVER, start_time=start,
-                                     attributes={"mix.kind": kind})
-            with tracer.start_as_current_span("work", context=set_span_in_context(root)) as child:
-                if kind == "error":
-                    child.set_status(Status(StatusCode.ERROR, "designed failure"))
-            root.end()
-    provider.shutdown()
-
-
-def kept_by_kind(client: QueryClient) -> Counter:
-    """Poll Jaeger until the count of kept traces stops changing."""
-    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 60
-    while time.monotonic() < deadline:
-        traces = client.find_traces("sampling-mix", lookback_s=600, limit=1000)
-        kept = Counter(t.root.attributes["mix.kind"] for t in traces)
-        if kept != last:
-            last, stable_since = kept, time.monotonic()
-        elif time.monotonic() - stable_since > 4:
-            return kept
-        time.sleep(0.5)
-    return last
-
-
 def test_tail_sampling_keeps_errors_slow_and_a_tenth_of_the_rest(start_lab, monkeypatch):
     monkeypatch.setenv("TQ_TAIL_DECISION_WAIT", "1s")
     lab = start_lab(backend="collector", collector_config="tail-sampling", services=())
-    send_mix(lab)
+    send_mix(f"http://127.0.0.1:{lab.ports.otlp_grpc}", MIX)
     kept = kept_by_kind(QueryClient(lab.query_url))
     # Binomial spread of the 10 % sample: four standard deviations either side.
     expected = MIX["normal"] * NORMAL_RATE

@@ -111,6 +111,10 @@ def create_app(import_name, service, settings):
 
     @app.get("/config")
     def show_config():
+        if getattr(settings, "mystery", None) is not None:
+            # The flags would give the mystery away: the traces have to tell.
+            return {"service": service,
+                    "mystery": "on (quest 03): the flags stay hidden, so the traces have to tell"}
         return {"service": service, "flags": vars(settings)}
 
     app.register_error_handler(HTTPException, _handle_http_exception)

@@ -7,13 +7,17 @@ live here, so nothing about the app's behaviour is decided anywhere else.
 
 Each flag has an environment twin (``--fix-db-query-delay`` and
 ``TQ_FIX_DB_QUERY_DELAY``). The command line wins over the environment, and
-the environment wins over the default.
+the environment wins over the default. ``TQ_MYSTERY=<seed>`` (quest 03) sets
+many flags at once, as ``mystery.py`` says; it wins over the other ``TQ_*``
+variables, and the command line still wins over it.
 """
 
 import argparse
 import os
 import re
 import sys
+
+from services.common import mystery
 
 HOST = "127.0.0.1"
 PORTS = {"frontend": 8080, "customer": 8081, "driver": 8082, "route": 8083}
@@ -25,14 +29,18 @@ DB_CONN_MUTEX = True  # one database connection, so queries queue for it
 ROUTE_WORKER_POOL_SIZE = 3  # route calls the frontend makes at the same time
 REDIS_ERROR_RATE = 1 / 12  # share of Redis reads that time out
 
+# Latencies that are fine at their defaults. They are flags because the
+# slow-span mystery (quest 03) turns one of them up, or the route one down.
+PAYMENT_DELAY = 0.005  # the payment provider authorizing a ride
+REDIS_FIND_DELAY = 0.020  # FindDriverIDs
+REDIS_TIMEOUT_DELAY = 0.030  # a GetDriver read that gets no answer
+ROUTE_CALC_DELAY = 0.050  # one route calculation
+
 # Realism for the other simulated backends; not problems, so no flags.
 DELAY_JITTER = 0.10  # every simulated delay varies by +/- 10 %
-REDIS_FIND_DELAY = 0.020
 REDIS_GET_DELAY = 0.010
-REDIS_TIMEOUT_DELAY = 0.030
 REDIS_MAX_ATTEMPTS = 3
 NEARBY_DRIVERS = 10
-ROUTE_CALC_DELAY = 0.050
 
 # Outgoing HTTP calls: give up fast on a service that is not there at all.
 HTTP_CONNECT_TIMEOUT = 1.0
@@ -126,7 +134,13 @@ def parse_seed(text):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors fit on one line."""
+    """An argument parser whose errors fit on one line.
+
+    ``presets`` are values by environment twin that win over the environment:
+    the mystery's settings, when one is on.
+    """
+
+    presets = {}
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -150,7 +164,7 @@ def _shown(parse, value):
 def _add(parser, flag, parse, default, text, env=None):
     """Add one flag whose default comes from its environment twin when that is set."""
     env = env or _env_name(flag)
-    raw = os.environ.get(env)
+    raw = parser.presets.get(env, os.environ.get(env))
     if raw is None:
         value = default
     else:
@@ -174,6 +188,8 @@ def _add_service_flags(parser, service):
                  f"base URL of the {name} service")
         _add(parser, "--fix-route-worker-pool-size", parse_pool_size, ROUTE_WORKER_POOL_SIZE,
              "how many route calls run at the same time")
+        _add(parser, "--payment-delay", parse_duration, PAYMENT_DELAY,
+             "mean latency of the simulated payment provider")
     elif service == "customer":
         _add(parser, "--fix-db-query-delay", parse_duration, DB_QUERY_DELAY,
              "mean latency of the simulated remote database, e.g. 300ms or 5ms")
@@ -182,15 +198,41 @@ def _add_service_flags(parser, service):
     elif service == "driver":
         _add(parser, "--redis-error-rate", parse_rate, REDIS_ERROR_RATE,
              "share of simulated Redis reads that time out")
+        _add(parser, "--redis-find-delay", parse_duration, REDIS_FIND_DELAY,
+             "mean latency of the simulated Redis lookup of nearby drivers")
+        _add(parser, "--redis-timeout", parse_duration, REDIS_TIMEOUT_DELAY,
+             "how long a simulated Redis read waits before it times out")
+    elif service == "route":
+        _add(parser, "--route-calc-delay", parse_duration, ROUTE_CALC_DELAY,
+             "mean time one route calculation takes")
+
+
+def _mystery_seed(parser):
+    """The seed in TQ_MYSTERY, or None when no mystery is on."""
+    raw = os.environ.get(mystery.ENV, "")
+    if not raw.strip():
+        return None
+    try:
+        return parse_seed(raw)
+    except argparse.ArgumentTypeError as error:
+        parser.error(f"environment variable {mystery.ENV}: {error}")
 
 
 def parse_args(service, argv=None):
-    """Read the flags of one service; bad values end the process with exit code 2."""
+    """Read the flags of one service; bad values end the process with exit code 2.
+
+    The result also says which mystery is on (``mystery``: its seed, or None).
+    """
     parser = _Parser(prog=f"python -m services.{service}",
-                     description=f"The {service} service of the Trace Quest ride-dispatch demo.")
+                     description=f"The {service} service of the Trace Quest ride-dispatch demo.",
+                     epilog=f"{mystery.ENV}=<seed> turns on the slow-span mystery of quest 03.")
+    seed = _mystery_seed(parser)
+    parser.presets = mystery.settings_for(seed) if seed is not None else {}
     _add(parser, "--host", parse_host, HOST, "interface to listen on", env="TQ_HOST")
     _add(parser, "--port", parse_port, PORTS[service], "port to listen on",
          env=f"TQ_{service.upper()}_PORT")
     _add(parser, "--seed", parse_seed, None, "seed for the random delays, timeouts and driver ids")
     _add_service_flags(parser, service)
-    return parser.parse_args(sys.argv[1:] if argv is None else argv)
+    settings = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    settings.mystery = seed
+    return settings

@@ -1,9 +1,11 @@
 """A pretend Redis that knows which drivers are where.
 
 It answers after a short delay and, now and then, not at all: a read times
-out at the rate set by ``--redis-error-rate``. There is no Redis client
-library to instrument, so the spans are made by hand, shaped like the spans a
-real Redis instrumentation would make (CLIENT kind, ``db.*`` attributes).
+out at the rate set by ``--redis-error-rate``, after ``--redis-timeout``.
+Looking up the nearby drivers takes ``--redis-find-delay``. There is no Redis
+client library to instrument, so the spans are made by hand, shaped like the
+spans a real Redis instrumentation would make (CLIENT kind, ``db.*``
+attributes).
 """
 
 import logging
@@ -44,8 +46,11 @@ def _redis_attributes(operation, query):
 class Redis:
     """Driver ids by place, and each driver's position, behind a slow and flaky connection."""
 
-    def __init__(self, error_rate=config.REDIS_ERROR_RATE):
+    def __init__(self, error_rate=config.REDIS_ERROR_RATE, find_delay=config.REDIS_FIND_DELAY,
+                 timeout=config.REDIS_TIMEOUT_DELAY):
         self.error_rate = error_rate
+        self.find_delay = find_delay
+        self.timeout = timeout
 
     def find_driver_ids(self, location):
         """Return the ids of the drivers near `location`."""
@@ -53,7 +58,7 @@ class Redis:
         with tracer.start_as_current_span(
             "FindDriverIDs", kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
-            delay.sleep(config.REDIS_FIND_DELAY)
+            delay.sleep(self.find_delay)
             driver_ids = [_random_driver_id() for _ in range(config.NEARBY_DRIVERS)]
             span.set_attribute("db.response.returned_rows", len(driver_ids))
         logger.info("found %d drivers near %s", len(driver_ids), location)
@@ -69,7 +74,7 @@ class Redis:
             record_exception=False, set_status_on_exception=False,
         ) as span:
             if rng.random() < self.error_rate:
-                delay.sleep(config.REDIS_TIMEOUT_DELAY)
+                delay.sleep(self.timeout)
                 error = RedisTimeout(f"redis timeout reading driver {driver_id}")
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))

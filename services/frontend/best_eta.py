@@ -1,9 +1,10 @@
 """Dispatch: find the driver who can reach a customer first.
 
 This is the business logic HotROD's frontend runs for every request: look the
-customer up, find drivers near them, ask for a route from each driver, and
-pick the shortest. The route calls go through a shared worker pool, whose size
-is one of the demo's problems (``--fix-route-worker-pool-size``).
+customer up, have the payment provider authorize the ride, find drivers near
+the customer, ask for a route from each driver, and pick the shortest. The
+route calls go through a shared worker pool, whose size is one of the demo's
+problems (``--fix-route-worker-pool-size``).
 """
 
 import logging
@@ -11,9 +12,11 @@ import logging
 from opentelemetry import trace
 from werkzeug.exceptions import ServiceUnavailable
 
+from services.common import config
 from services.common.pool import WorkerPool
 from services.customer.client import CustomerClient
 from services.driver.client import DriverClient
+from services.frontend.payment import PaymentProvider
 from services.route.client import RouteClient
 
 logger = logging.getLogger(__name__)
@@ -23,8 +26,10 @@ tracer = trace.get_tracer(__name__)
 class BestETA:
     """Finds the best driver for a customer, using the other three services."""
 
-    def __init__(self, customer_url, driver_url, route_url, pool_size):
+    def __init__(self, customer_url, driver_url, route_url, pool_size,
+                 payment_delay=config.PAYMENT_DELAY):
         self.customers = CustomerClient(customer_url)
+        self.payments = PaymentProvider(payment_delay)
         self.drivers = DriverClient(driver_url)
         self.routes = RouteClient(route_url)
         self.pool = WorkerPool(pool_size, name="route-worker")
@@ -32,6 +37,7 @@ class BestETA:
     def dispatch(self, customer_id):
         """Return the customer, the chosen driver and that driver's ETA in seconds."""
         customer = self.customers.get(customer_id)
+        self.payments.authorize(customer["id"])
         drivers = self.drivers.find_nearest(customer["location"])
         logger.info("asking for %d routes, %d at a time", len(drivers), self.pool.size)
         routes = self.pool.map(

@@ -23,7 +23,7 @@ def session_id():
 def create_app(settings):
     app = create_base_app(__name__, "frontend", settings)
     best_eta = BestETA(settings.customer_url, settings.driver_url, settings.route_url,
-                       settings.fix_route_worker_pool_size)
+                       settings.fix_route_worker_pool_size, settings.payment_delay)
 
     @app.get("/")
     def index():

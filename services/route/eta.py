@@ -16,11 +16,14 @@ SECONDS_PER_UNIT = 1.5  # driving time per map unit on an empty road
 PICKUP_SECONDS = 60  # parking, finding the customer
 
 
-def compute_eta(pickup, dropoff):
-    """Return the estimated seconds from `pickup` to `dropoff` (both Locations)."""
+def compute_eta(pickup, dropoff, calc_delay=config.ROUTE_CALC_DELAY):
+    """Return the estimated seconds from `pickup` to `dropoff` (both Locations).
+
+    `calc_delay` is how long the calculation takes (``--route-calc-delay``).
+    """
     attributes = {"route.pickup": str(pickup), "route.dropoff": str(dropoff)}
     with tracer.start_as_current_span("compute route", attributes=attributes) as span:
-        delay.sleep(config.ROUTE_CALC_DELAY)
+        delay.sleep(calc_delay)
         distance = abs(pickup.x - dropoff.x) + abs(pickup.y - dropoff.y)
         traffic = rng.uniform(0.8, 1.5)
         eta_seconds = round(PICKUP_SECONDS + distance * SECONDS_PER_UNIT * traffic)

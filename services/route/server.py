@@ -15,7 +15,7 @@ def create_app(settings):
     def find_route():
         pickup = query_arg("pickup", parse_location, HINT)
         dropoff = query_arg("dropoff", parse_location, HINT)
-        eta_seconds = compute_eta(pickup, dropoff)
+        eta_seconds = compute_eta(pickup, dropoff, settings.route_calc_delay)
         return {"pickup": str(pickup), "dropoff": str(dropoff), "eta_seconds": eta_seconds}
 
     return app

@@ -7,7 +7,11 @@
 - ``plugin``    the pytest plugin the checks run under (``checks/pytest.ini``);
 - ``results``, ``progress``, ``board``  what a run found, what the learner has
                 earned, and how both are shown;
-- ``runner``, ``commands``  ``tracequest check``, ``quests`` and ``hint``.
+- ``runner``, ``commands``  ``tracequest check``, ``quests``, ``hint``, ``mystery``
+                and ``answer``;
+- ``collector`` runs a learner's collector config in the real collector (06b, 07);
+- ``mystery``, ``mystery_run``, ``slow_span``  quest 03: the drawn culprit, the
+                hermetic run, and the verdict on the learner's answer.
 
 Nothing is imported here, so the CLI stays quick to start.
 """

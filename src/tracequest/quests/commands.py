@@ -1,7 +1,8 @@
-"""The quest commands of the `tracequest` CLI: check, quests, hint.
+"""The quest commands of the `tracequest` CLI: check, quests, hint, mystery, answer.
 
 Each command is a small ``_add_*`` function plus its handler, so more can join
-the list (the mystery of quest 03 brings ``mystery`` and ``answer``).
+the list. ``mystery`` and ``answer`` belong to quest 03, whose files and lab
+live in ``mystery.py``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 import textwrap
 
 from ..lab import find_home
+from . import mystery
 from .board import marks_for
 from .paths import QuestSetupError, find_root, labs_dir
 from .progress import Progress
@@ -22,6 +24,8 @@ def register_commands(commands) -> None:
     _add_check(commands)
     _add_quests(commands)
     _add_hint(commands)
+    _add_mystery(commands)
+    _add_answer(commands)
 
 
 def _add_check(commands) -> None:
@@ -41,6 +45,37 @@ def _add_hint(commands) -> None:
     hint = commands.add_parser("hint", help="show a quest's goal and your latest hint for it")
     hint.add_argument("quest", metavar="QUEST")
     hint.set_defaults(func=cmd_hint)
+
+
+def _add_mystery(commands) -> None:
+    parser = commands.add_parser(
+        "mystery", help="quest 03: draw a slow-span mystery and run the lab with it",
+        description="Quest 03: one operation of the demo is made slow on purpose; "
+                    "find it in the traces. Without an action, shows your mystery.")
+    actions = parser.add_subparsers(metavar="ACTION")
+    new = actions.add_parser("new", help="draw a new mystery and (re)start the lab with it")
+    new.add_argument("--seed", type=int, help="pick the mystery yourself (any whole number), "
+                                              "e.g. to share one with a classmate")
+    new.add_argument("--no-start", action="store_true", help="only draw it; leave the lab alone")
+    new.set_defaults(func=cmd_mystery_new)
+    start = actions.add_parser("start", help="(re)start the lab with the mystery you drew")
+    start.set_defaults(func=cmd_mystery_start)
+    status = actions.add_parser("status", help="your mystery, whether the lab runs it, your answer")
+    status.set_defaults(func=cmd_mystery_status)
+    parser.set_defaults(func=cmd_mystery_status)
+
+
+def _add_answer(commands) -> None:
+    parser = commands.add_parser(
+        "answer", help="answer a quest's question: quest 03's slow span",
+        description="Record your answer; `tracequest check 03` judges it.")
+    parser.add_argument("question", choices=[mystery.QUESTION],
+                        help="which question: slow-span (quest 03)")
+    parser.add_argument("service", help="the service the span belongs to, e.g. frontend")
+    parser.add_argument("operation", nargs="+",
+                        help="the span name as the trace shows it, e.g. find best ETA "
+                             "(no quotes needed)")
+    parser.set_defaults(func=cmd_answer)
 
 
 def cmd_check(args) -> int:
@@ -84,3 +119,80 @@ def cmd_hint(args) -> int:
     else:
         print(f"  No check has run yet: try `tracequest check {quest.id}`.")
     return 0
+
+
+def cmd_mystery_new(args) -> int:
+    home = find_home()
+    seed = args.seed if args.seed is not None else mystery.draw_seed(mystery.load_seed(home))
+    mystery.save_seed(home, seed)
+    print(f"Mystery #{seed}: somewhere in the demo, one operation is now slow on purpose.")
+    print(f"  Kept in {home / mystery.MYSTERY_FILE} (only the seed; the answer is yours to find).")
+    if mystery.clear_answer(home):
+        print("  Your earlier answer was for another mystery, so it was cleared.")
+    if args.no_start:
+        print("\nThe lab was left alone (--no-start).")
+        _print_mystery_steps(None)
+        return 0
+    print()
+    _print_mystery_steps(mystery.start_lab(home, seed))
+    return 0
+
+
+def cmd_mystery_start(args) -> int:
+    home = find_home()
+    seed = mystery.load_seed(home)
+    if seed is None:
+        print("No mystery drawn yet: run `tracequest mystery new`.", file=sys.stderr)
+        return 1
+    _print_mystery_steps(mystery.start_lab(home, seed))
+    return 0
+
+
+def cmd_mystery_status(args) -> int:
+    home = find_home()
+    seed = mystery.load_seed(home)
+    if seed is None:
+        print("No mystery drawn yet: run `tracequest mystery new`.")
+        return 1
+    runs = mystery.lab_runs(home, seed)
+    print(f"Mystery #{seed}.")
+    print({True: "  The lab is running it.",
+           False: "  The lab is running WITHOUT it: restart it with `tracequest mystery start`.",
+           None: "  The lab is not running: start it with `tracequest mystery start`."}[runs])
+    answer = mystery.load_answer(home)
+    if answer is None:
+        print("  No answer yet: tracequest answer slow-span <service> <operation>")
+    else:
+        print(f"  Your answer: '{answer['operation']}' in {answer['service']}. "
+              "Check it: tracequest check 03")
+    return 0
+
+
+def cmd_answer(args) -> int:
+    home = find_home()
+    operation = " ".join(args.operation)
+    mystery.save_answer(home, args.service, operation)
+    print(f"Recorded your answer: the operation '{operation}' in the service {args.service}.")
+    if mystery.load_seed(home) is None:
+        print("No mystery is drawn yet, though: start one with `tracequest mystery new`.")
+    print("Check it with: tracequest check 03")
+    return 0
+
+
+def _print_mystery_steps(lab) -> None:
+    """What to do next; `lab` is the lab running the mystery, or None if none was started."""
+    viewer = f"{lab.query_url}/" if lab else "(its URL shows once the lab is up)"
+    steps = [] if lab else ["Start the lab with the mystery:  tracequest mystery start"]
+    steps += [
+        "Send load, 4 requests at a time:  tracequest load -n 20 -c 4",
+        "Find the operation that holds the most time of its own (self time), in\n"
+        f"       the trace viewer   {viewer}\n"
+        "       the notebook       notebooks/04-reading-traces.ipynb\n"
+        "       the terminal       tracequest traces, then tracequest show <trace-id>",
+        "Answer with its service and span name, for example:\n"
+        "       tracequest answer slow-span frontend find best ETA",
+        "Check your answer:  tracequest check 03",
+    ]
+    print("\nNext:")
+    for number, step in enumerate(steps, 1):
+        print(f"  {number}. {step}")

@@ -4,9 +4,12 @@ A quest's id is what the learner types (`tracequest check 04`). A quest that
 comes in parts gives each part its own id and line on the board (06a, 06b),
 sharing one lab folder and one check file.
 
-Ids 03 (the slow-span mystery) and 07 (through the collector), and part 06b
-(tail sampling in the collector), are reserved: they are added here when
-their labs exist.
+Quests 06b and 07 are solved in a collector.yaml, not in Python; their
+checks run it in the real collector (see ``collector``).
+
+Most quests are solved by editing code in ``labs/``. Quest 03 is solved by
+investigating: its folder holds only a README, and the learner answers with
+``tracequest answer`` (``has_code`` is False).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Quest:
     xp: int
     goal: str
     folder: str = ""  # under labs/ and solutions/; defaults to "<id>-<slug>"
+    has_code: bool = True  # False: nothing to edit in labs/, the answer is a command
 
     @property
     def lab_folder(self) -> str:
@@ -45,12 +49,20 @@ QUESTS: tuple[Quest, ...] = (
           "Set up the SDK so a Flask service sends its traces over OTLP, under its own name."),
     Quest("02", "manual-span", "A span of your own", "intermediate", 150,
           "Wrap slow business logic in a manual span with attributes and an event."),
+    Quest("03", "mystery", "Find the slow span", "intermediate", 200,
+          "Find the operation that holds a slow request's time, from its traces alone.",
+          has_code=False),
     Quest("04", "propagation", "Carry the context", "advanced", 250,
           "Join two services into one trace with inject() and extract()."),
     Quest("05", "errors", "When things break", "bonus", 150,
           "Record an exception, set error status, use semantic-convention names."),
     Quest("06a", "sampling", "Head sampling", "bonus", 150,
           "Keep a quarter of all traces, and keep every trace whole.", folder="06-sampling"),
+    Quest("06b", "sampling", "Tail sampling", "bonus", 150,
+          "In the collector, keep every error, every trace over 500 ms, and a tenth of the rest.",
+          folder="06-sampling"),
+    Quest("07", "collector", "Through the Collector", "bonus", 200,
+          "Route traces through a collector that guards its memory, batches, and scrubs user.email."),
     Quest("08", "baggage-and-links", "Baggage and links", "bonus", 200,
           "Carry a value across three services; link a consumer to its producer."),
 )
@@ -65,9 +77,11 @@ class Badge:
 
 BADGES: tuple[Badge, ...] = (
     Badge("First Light", "sent a first trace", ("01",)),
+    Badge("Sleuth", "found where a slow request's time goes", ("03",)),
     Badge("Span Smith", "shaped spans by hand: names, attributes, events, errors", ("02", "05")),
     Badge("Context Carrier", "kept one request in one trace across services", ("04", "08")),
     Badge("Sampler", "kept traces whole while keeping only some", ("06a",)),
+    Badge("Pipeline Keeper", "sampled and scrubbed traces in the collector", ("06b", "07")),
 )
 
 
