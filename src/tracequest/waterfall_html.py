@@ -148,12 +148,23 @@ def _axis(trace: Trace, step: int) -> str:
     for ns in range(0, trace.duration_ns + 1, step):
         left = _percent(ns, trace)
         shift = "0" if ns == 0 else "-100%" if left > 92 else "-50%"
-        label = format_duration(ns) if ns else "0"
+        label = _tick_label(ns)
         ticks.append(f'<span class="{PREFIX}-tick" style="left:{left:.3f}%;'
                      f'transform:translateX({shift})">{label}</span>')
     return (f'<div class="{PREFIX}-grid {PREFIX}-axis"><span>span</span><span>service</span>'
             f'<span class="{PREFIX}-dur">duration</span>'
             f'<span class="{PREFIX}-track">{"".join(ticks)}</span></div>')
+
+
+def _tick_label(ns: int) -> str:
+    """Ticks fall on round times, so they read best without decimals: 0, 200ms, 1.4s."""
+    if ns == 0:
+        return "0"
+    if ns < 1_000_000:
+        return f"{ns / 1000:g}us"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:g}ms"
+    return f"{ns / 1e9:g}s"
 
 
 def tick_step(duration_ns: int) -> int:
