@@ -30,11 +30,11 @@ from tracequest.quests.results import CheckResult, RunResults
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "quest_cases"
-# Quests whose meta-tests live elsewhere: the mystery has no code to edit, and
-# the collector quests need the real Jaeger binary.
-TESTED_ELSEWHERE = {"03": "test_quest_mystery.py", "06b": "test_quests_collector.py",
-                    "07": "test_quests_collector.py"}
+# The mystery has no code to edit: its meta-tests are in test_quest_mystery.py.
+TESTED_ELSEWHERE = {"03": "test_quest_mystery.py"}
 QUEST_IDS = [q.id for q in QUESTS if q.id not in TESTED_ELSEWHERE]
+# These checks run a collector config in the real binary (the jaeger_bin fixture).
+NEEDS_JAEGER = {"06b", "07"}
 
 # What the first failure says on the untouched starter code.
 STARTER = {
@@ -43,6 +43,9 @@ STARTER = {
     "04": ["context was lost between frontend → pricing", "no traceparent header", "inject(headers)"],
     "05": ["'exception' event", "record_exception(exc)"],
     "06a": ["400 of 400 requests", "make_sampler()"],
+    "06b": ["all 1000 ordinary traces were kept: nothing is sampling yet",
+            "add a tail_sampling processor"],
+    "07": ["memory_limiter first", "no processors yet", "define a memory_limiter"],
     "08": ["no customer.id in its baggage header", "context.attach"],
 }
 
@@ -64,6 +67,14 @@ WRONG = {
     "05-ad-hoc-names": ("05", ["semantic-convention names", "redis.command -> db.operation.name"]),
     "06-ratio-without-parentbased": ("06a", ["route dropped", "ParentBased"]),
     "06-root-only": ("06a", ["whose root frontend dropped", "ParentBased"]),
+    "06b-after-batch": ("06b", ["tail_sampling sits after batch", "in front of batch"]),
+    "06b-probabilistic-only": ("06b", ["errors were dropped", "status_code", "status_codes: [ERROR]"]),
+    "06b-slow-threshold": ("06b", ["slow traces were dropped", "threshold_ms: 1000", "make it 500"]),
+    "07-attributes-not-in-pipeline": ("07", ["ada@example.com is still there", "does not list it",
+                                             "between memory_limiter and batch"]),
+    "07-batch-first": ("07", ["batch comes first", "move memory_limiter to the front"]),
+    "07-exporter-not-listed": ("07", ["Jaeger holds no spans of accounts",
+                                      "otlp/jaeger is defined under exporters"]),
     "08-baggage-not-attached": ("08", ["no customer.id in its baggage header", "context.attach"]),
     "08-child-not-link": ("08", ["became a child of the producer", "links=[Link(...)]"]),
 }
@@ -77,12 +88,12 @@ def child_env(**extra) -> dict:
     return {**env, **extra}
 
 
-def run_checks(labs: Path, home: Path, quest_ids: list[str]) -> RunResults:
+def run_checks(labs: Path, home: Path, quest_ids: list[str], **extra_env) -> RunResults:
     """Run the checks of these quests against a labs folder, as a learner's pytest would."""
     report = home / "results.json"
     home.mkdir(parents=True, exist_ok=True)
     files = sorted({f"checks/{get_quest(q).check_file}" for q in quest_ids})
-    env = child_env(TRACEQUEST_LABS_DIR=str(labs), TRACEQUEST_HOME=str(home))
+    env = child_env(TRACEQUEST_LABS_DIR=str(labs), TRACEQUEST_HOME=str(home), **extra_env)
     chosen = [arg for q in quest_ids for arg in ("--quest", q)]   # 06a without 06b's collector
     done = subprocess.run([sys.executable, "-m", "pytest", *files, *chosen, "--quest-report", str(report),
                            "--no-progress", "-q"], cwd=ROOT, env=env, capture_output=True,
@@ -101,19 +112,37 @@ def case_labs(case: str, into: Path) -> Path:
     return into
 
 
-@pytest.fixture(scope="session")
-def outcomes(tmp_path_factory):
-    """Every run this module asserts on, started at once and awaited where needed."""
-    base = tmp_path_factory.mktemp("quest-runs")
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        runs = {
-            "starter": pool.submit(run_checks, ROOT / "labs", base / "starter", QUEST_IDS),
-            "solution": pool.submit(run_checks, ROOT / "solutions", base / "solution", QUEST_IDS),
-        }
-        for case, (quest_id, _) in WRONG.items():
+def start_runs(quest_ids: list[str], base: Path, pool: ThreadPoolExecutor) -> dict:
+    """Starter, solution and every wrong case of these quests, running in the pool."""
+    runs = {
+        "starter": pool.submit(run_checks, ROOT / "labs", base / "starter", quest_ids),
+        "solution": pool.submit(run_checks, ROOT / "solutions", base / "solution", quest_ids),
+    }
+    for case, (quest_id, _) in WRONG.items():
+        if quest_id in quest_ids:
             labs = case_labs(case, base / case / "labs")
             runs[case] = pool.submit(run_checks, labs, base / case / "home", [quest_id])
-        yield runs
+    return runs
+
+
+@pytest.fixture(scope="session")
+def python_outcomes(tmp_path_factory):
+    """The runs of the quests solved in Python, started at once and awaited where needed."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        yield start_runs([q for q in QUEST_IDS if q not in NEEDS_JAEGER],
+                         tmp_path_factory.mktemp("quest-runs"), pool)
+
+
+@pytest.fixture(scope="session")
+def collector_outcomes(jaeger_bin, tmp_path_factory):
+    """The runs of the quests solved in a collector config, against the real binary."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        yield start_runs(sorted(NEEDS_JAEGER), tmp_path_factory.mktemp("collector-quest-runs"), pool)
+
+
+def outcomes_for(request, quest_id: str) -> dict:
+    """Only the quests that need Jaeger wait for (or skip without) its binary."""
+    return request.getfixturevalue("collector_outcomes" if quest_id in NEEDS_JAEGER else "python_outcomes")
 
 
 def failure_text(results: RunResults, quest_id: str) -> str:
@@ -137,31 +166,31 @@ def test_every_quest_has_a_starter_a_solution_and_a_wrong_solution():
         assert any(q == quest.id for q, _ in WRONG.values()), f"no wrong solution for {quest.id}"
     for case in WRONG:
         assert (CASES / case).is_dir(), case
-    elsewhere = tuple(f"{q}-" for q in TESTED_ELSEWHERE)
-    assert {p.name for p in CASES.iterdir() if p.is_dir() and not p.name.startswith(elsewhere)} == set(WRONG)
+    assert {p.name for p in CASES.iterdir() if p.is_dir()} == set(WRONG)
 
 
 @pytest.mark.parametrize("quest_id", QUEST_IDS)
-def test_check_fails_on_the_starter_with_the_first_hint(outcomes, quest_id):
-    text = failure_text(outcomes["starter"].result(), quest_id)
+def test_check_fails_on_the_starter_with_the_first_hint(request, quest_id):
+    text = failure_text(outcomes_for(request, quest_id)["starter"].result(), quest_id)
     for words in STARTER[quest_id]:
         assert words in text, f"{words!r} not in:\n{text}"
     assert "Traceback" not in text
 
 
 @pytest.mark.parametrize("quest_id", QUEST_IDS)
-def test_check_passes_on_the_solution(outcomes, quest_id):
-    result = outcomes["solution"].result().quests[quest_id]
+def test_check_passes_on_the_solution(request, quest_id):
+    result = outcomes_for(request, quest_id)["solution"].result().quests[quest_id]
     failure = result.first_failure
     assert result.passed, failure and failure.message
 
 
 @pytest.mark.parametrize("case", sorted(WRONG))
-def test_check_fails_on_a_wrong_solution_with_the_right_hint(outcomes, case):
+def test_check_fails_on_a_wrong_solution_with_the_right_hint(request, case):
     quest_id, words = WRONG[case]
-    text = failure_text(outcomes[case].result(), quest_id)
+    text = failure_text(outcomes_for(request, quest_id)[case].result(), quest_id)
     for expected in words:
         assert expected in text, f"{expected!r} not in:\n{text}"
+    assert "_pytest" not in text    # the learner's own traceback may show; pytest's never
 
 
 # --- progress, board, registry ----------------------------------------------
