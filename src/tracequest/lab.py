@@ -66,13 +66,16 @@ class Lab:
 
     def __init__(self, home: Path | str | None = None, ports: Ports | None = None,
                  backend: str = "embedded", service_env: dict | None = None,
-                 services: tuple[str, ...] = SERVICES, collector_config: str = "collector"):
+                 services: tuple[str, ...] = SERVICES, collector_config: str = "collector",
+                 backend_env: dict | None = None):
         if backend not in BACKENDS:
             raise LabError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         if collector_config not in COLLECTOR_CONFIGS and not Path(collector_config).is_file():
             raise LabError(f"unknown collector config {collector_config!r}; choose one of: "
                            f"{', '.join(COLLECTOR_CONFIGS)}, or give the path of a YAML file")
         self.collector_config = str(collector_config)
+        # Settings for the backend programs, e.g. TQ_TAIL_DECISION_WAIT for a collector.
+        self.backend_env = dict(backend_env or {})
         self.home = Path(home) if home else find_home()
         self.ports = ports or Ports()
         self.backend = backend
@@ -113,7 +116,7 @@ class Lab:
             return None
         return cls(home, Ports(**state["ports"]), state.get("backend", "embedded"),
                    state.get("service_env", {}), tuple(state.get("services", SERVICES)),
-                   state.get("collector_config", "collector"))
+                   state.get("collector_config", "collector"), state.get("backend_env", {}))
 
     # --- the programs -------------------------------------------------------
 
@@ -270,6 +273,7 @@ class Lab:
         # Backends must not inherit a learner's OTEL_* settings meant for services.
         if proc.name not in SERVICES:
             env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+            env.update(self.backend_env)
         child = _popen(proc.argv, env, log_file)
         log_file.close()
         return child.pid
@@ -295,6 +299,7 @@ class Lab:
 
     def _write_state(self, pids: dict[str, int]) -> None:
         state = {"backend": self.backend, "collector_config": self.collector_config,
+                 "backend_env": self.backend_env,
                  "ports": self.ports.as_dict(), "processes": pids,
                  "service_env": self.service_env, "services": list(self.services),
                  "started_at": time.time()}

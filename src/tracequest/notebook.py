@@ -9,10 +9,8 @@ is needed to understand tracing; it only keeps the notebook cells short.
 
 from __future__ import annotations
 
-import atexit
 import html
 import os
-import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -21,7 +19,7 @@ from pathlib import Path
 import requests
 
 from .client import DEFAULT_URL, QueryClient, TraceNotFound
-from .lab import Lab, find_home
+from .lab import SERVICES, Lab, find_home
 from .load import run_load
 from .model import Trace
 from .ports import HOST, Ports
@@ -82,6 +80,13 @@ class LabHandle:
         response, trace_id = self.dispatch(customer, **kwargs)
         response.raise_for_status()
         return self.trace(trace_id)
+
+    def log(self, program: str, lines: int = 20) -> str:
+        """The last ``lines`` lines a program of this lab printed (e.g. "collector")."""
+        if self.lab is None:
+            return ""
+        path = self.lab.log_dir / f"{program}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def load(self, n: int = 20, concurrency: int = 4):
         """``n`` /dispatch requests, ``concurrency`` at a time (see tracequest.load)."""
@@ -151,14 +156,20 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def fresh_lab(**service_env: str):
+def fresh_lab(backend: str = "embedded", collector_config: str = "collector",
+              services: tuple[str, ...] = SERVICES, backend_env: dict | None = None,
+              **service_env: str):
     """A second, throw-away lab on free ports, e.g. with fix flags; stopped on exit.
 
     ``with fresh_lab(TQ_FIX_DISABLE_DB_CONN_MUTEX="1") as other: ...`` leaves
-    the main lab alone: new ports, a temporary home, its own spans.
+    the main lab alone: new ports, a temporary home, its own spans. With
+    ``backend="collector"`` it is what ``tracequest up --backend collector``
+    starts: the real Jaeger with a collector running ``collector_config`` in
+    front of it (``services=()`` leaves the demo out).
     """
     with tempfile.TemporaryDirectory(prefix="tracequest-") as home:
-        lab = Lab(home=home, ports=Ports.free(), service_env=service_env)
+        lab = Lab(home=home, ports=Ports.free(), backend=backend, collector_config=collector_config,
+                  services=services, service_env=service_env, backend_env=backend_env)
         lab.up(log=lambda *_: None)
         try:
             yield LabHandle(lab, lab.query_url, lab.frontend_url, f"http://{HOST}:{lab.ports.otlp_grpc}")
@@ -187,63 +198,6 @@ def tracer_provider(service: str, endpoint: str, sampler=None, simple: bool = Fa
     processor = SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter, schedule_delay_millis=200)
     provider.add_span_processor(processor)
     return provider
-
-
-# --- background programs (the collector, Jaeger) ---------------------------------
-
-
-class Program:
-    """A program running in the background, with its output in a log file.
-
-    With ``ready_url`` we wait until that URL answers HTTP at all (a 404 will
-    do: the collector's OTLP/HTTP port says 404 to a plain GET). Stopped by
-    :meth:`stop`, or when the notebook's kernel exits.
-    """
-
-    def __init__(self, argv: list[str], env: dict | None = None, ready_url: str | None = None,
-                 timeout: float = 30.0):
-        self.argv = [str(a) for a in argv]
-        self.log_path = Path(tempfile.mkstemp(prefix="tracequest-", suffix=".log")[1])
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(self.argv, env={**os.environ, **(env or {})},
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        atexit.register(self.stop)
-        if ready_url:
-            self._wait_ready(ready_url, timeout)
-
-    def _wait_ready(self, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                output = self.log(30)
-                self.stop()
-                raise RuntimeError(f"{self.argv[0]} exited with {self.process.returncode}:\n{output}")
-            try:
-                requests.get(url, timeout=1)  # any HTTP answer, even 404, means it listens
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        output = self.log(30)
-        self.stop()
-        raise RuntimeError(f"{self.argv[0]} was not ready at {url} within {timeout:.0f}s:\n{output}")
-
-    def log(self, lines: int = 20) -> str:
-        """The last ``lines`` lines the program printed (empty once it is stopped)."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def stop(self) -> None:
-        """Stop the program (politely, then firmly) and delete its log."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log_path.unlink(missing_ok=True)
 
 
 def wait_for(fetch, timeout: float = 15.0, interval: float = 0.2):
