@@ -60,10 +60,15 @@ def test_sql_span_and_baggage(lab, lab_client):
 
 
 def test_driver_retries_show_as_error_spans(lab, lab_client):
-    ids = concurrent_dispatches(lab, 8)
-    traces = [lab_client.wait_for_trace(i, min_spans=30) for i in ids]
-    failed = [s for t in traces for s in t.errors if s.service == "driver"]
-    assert failed, "eight dispatches without a single simulated Redis timeout"
+    # About one Redis read in twelve times out; keep dispatching (bounded) until one did.
+    traces, failed = [], []
+    for _ in range(5):
+        batch = [lab_client.wait_for_trace(i, min_spans=30) for i in concurrent_dispatches(lab, 8)]
+        traces += batch
+        failed += [s for t in batch for s in t.errors if s.service == "driver"]
+        if failed:
+            break
+    assert failed, f"{len(traces)} dispatches without a single simulated Redis timeout"
     assert any(e.name == "exception" for s in failed for e in s.events)
     assert all(t.find(service="driver", kind="SERVER")[0].status != "ERROR" for t in traces)
 
