@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import sys
+from pathlib import Path
 
 from . import __version__
 from .client import QueryClient, QueryError, TraceNotFound, default_url
@@ -123,6 +124,9 @@ def cmd_up(args) -> int:
     print(f"  curl '{lab.frontend_url}/dispatch?customer=123'")
     print("  tracequest traces")
     print("  tracequest show <trace-id>")
+    if not shutil.which("tracequest"):
+        venv = Path(sys.executable).parent
+        print(f"(`tracequest` is in {venv}/: run `. {venv}/activate` to type it without the path.)")
     return 0
 
 
