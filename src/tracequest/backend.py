@@ -17,12 +17,13 @@ from pathlib import Path
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from .ports import HOST, Ports
 from .query_api import create_query_app
 from .receiver import create_otlp_http_app, start_grpc_receiver
 from .store import SpanStore
 
-HOST = "127.0.0.1"
-GRPC_PORT, HTTP_PORT, QUERY_PORT = 4317, 4318, 16686
+_DEFAULTS = Ports()
+GRPC_PORT, HTTP_PORT, QUERY_PORT = _DEFAULTS.otlp_grpc, _DEFAULTS.otlp_http, _DEFAULTS.query
 
 
 class _QuietRequestHandler(WSGIRequestHandler):

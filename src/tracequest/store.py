@@ -201,21 +201,21 @@ class SpanStore:
 
     def recent_traces(self, limit: int = 50) -> list[TraceSummary]:
         """Newest traces with their root (or earliest) span, for trace lists."""
+        # One query: per trace, its totals and the span that heads it (root first).
         rows = self._query(
             """
-            SELECT trace_id, MIN(start_ns), MAX(start_ns + duration_ns), COUNT(*), SUM(is_error)
-            FROM spans GROUP BY trace_id ORDER BY MIN(start_ns) DESC LIMIT ?
+            SELECT trace_id, service, name, first, last, count, errors FROM (
+                SELECT trace_id, service, name,
+                       MIN(start_ns) OVER t AS first, MAX(start_ns + duration_ns) OVER t AS last,
+                       COUNT(*) OVER t AS count, SUM(is_error) OVER t AS errors,
+                       ROW_NUMBER() OVER (PARTITION BY trace_id ORDER BY is_root DESC, start_ns) AS head
+                FROM spans WINDOW t AS (PARTITION BY trace_id))
+            WHERE head = 1 ORDER BY first DESC LIMIT ?
             """,
             (limit,),
         )
-        summaries = []
-        for trace_id, start, end, count, errors in rows:
-            service, name = self._query(
-                "SELECT service, name FROM spans WHERE trace_id = ? ORDER BY is_root DESC, start_ns LIMIT 1",
-                (trace_id,),
-            )[0]
-            summaries.append(TraceSummary(trace_id, service, name, start, end - start, count, errors))
-        return summaries
+        return [TraceSummary(trace_id, service, name, first, last - first, count, errors)
+                for trace_id, service, name, first, last, count, errors in rows]
 
 
 def _row(span: ProtoSpan, service: str, resource_attrs: dict, resource_blob: bytes, scope_blob: bytes) -> tuple:
