@@ -43,7 +43,7 @@ test: setup
 
 ## backends: build the real Jaeger binary (it also runs the Collector configs); cached outside the repo
 backends: setup
-	@$(BIN)/python -m tracequest.binaries build
+	@$(BIN)/tracequest backends build
 
 ## bench: the benchmark scripts, which print numbers
 bench: setup

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import tempfile
 
-from tracequest.lab import Lab
+from tracequest.lab import Lab, LabSettings
 from tracequest.load import run_load
 from tracequest.ports import Ports
 
@@ -26,7 +26,7 @@ def main() -> int:
     failed = 0
     for name, env in CONFIGS.items():
         with tempfile.TemporaryDirectory() as home:
-            lab = Lab(home=home, ports=Ports.free(), service_env=env)
+            lab = Lab(LabSettings(ports=Ports.free(), service_env=env), home)
             try:
                 lab.up(log=lambda *_: None)
                 run_load(lab.frontend_url, 4, 2, progress=None)  # warm-up

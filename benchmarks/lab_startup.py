@@ -14,7 +14,7 @@ import time
 import requests
 
 from tracequest.client import QueryClient
-from tracequest.lab import Lab
+from tracequest.lab import Lab, LabSettings
 from tracequest.ports import Ports
 
 MIN_SPANS = 30
@@ -22,7 +22,7 @@ MIN_SPANS = 30
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as home:
-        lab = Lab(home=home, ports=Ports.free())
+        lab = Lab(LabSettings(ports=Ports.free()), home)
         started = time.perf_counter()
         try:
             lab.up(log=lambda *_: None)

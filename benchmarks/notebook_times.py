@@ -19,7 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from tracequest.lab import Lab
+from tracequest.lab import Lab, LabSettings
 from tracequest.ports import Ports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     paths = [Path(a) for a in argv] or sorted(NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb"))
     failed = 0
     with tempfile.TemporaryDirectory(prefix="tracequest-bench-") as home:
-        lab = Lab(home=home, ports=Ports.free())
+        lab = Lab(LabSettings(ports=Ports.free()), home)
         started = time.perf_counter()
         lab.up(log=lambda *_: None)
         print(f"lab up in {time.perf_counter() - started:.1f}s, frontend at {lab.frontend_url}")

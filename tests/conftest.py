@@ -11,7 +11,7 @@ import requests
 from tracequest.backend import start_backend
 from tracequest.binaries import JaegerBuildError, ensure_jaeger, jaeger_missing_reason
 from tracequest.client import QueryClient
-from tracequest.lab import Lab
+from tracequest.lab import Lab, LabSettings
 from tracequest.ports import Ports
 
 
@@ -43,7 +43,7 @@ def jaeger_bin() -> Path:
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     """The whole lab (embedded backend + four services) on free ports, for the session."""
-    running = Lab(home=tmp_path_factory.mktemp("lab"), ports=Ports.free())
+    running = Lab(LabSettings(ports=Ports.free()), home=tmp_path_factory.mktemp("lab"))
     running.up(log=lambda *_: None)
     yield running
     running.down(log=lambda *_: None)

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import yaml
 
 from tracequest import binaries
 from tracequest.binaries import (
+    BUILD_COMMAND,
+    COLLECTOR_VERSION,
     JAEGER_VERSION,
     JaegerBuildError,
     build_jaeger,
@@ -22,11 +25,18 @@ from tracequest.binaries import (
     ensure_jaeger,
     find_jaeger,
     jaeger_missing_reason,
+    status,
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
+def run_module(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python -m tracequest.binaries ARGS` in a child, with src/ importable."""
+    paths = [str(SRC), os.environ.get("PYTHONPATH")]
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+    return subprocess.run([sys.executable, "-m", "tracequest.binaries", *args],
+                          env=env, capture_output=True, text=True, timeout=60)
 
 
 def write_executable(path: Path, text: str) -> Path:
@@ -82,7 +92,52 @@ def test_a_bad_jaeger_bin_is_reported_not_silently_replaced(monkeypatch, tmp_pat
 def test_missing_reason_says_how_to_enable(monkeypatch):
     monkeypatch.delenv("JAEGER_BIN", raising=False)
     reason = jaeger_missing_reason()
-    assert "make backends" in reason and "JAEGER_BIN" in reason
+    assert BUILD_COMMAND in reason and "make backends" in reason and "JAEGER_BIN" in reason
+
+
+# ------------------------------------------------------------- status (no Go)
+
+def test_status_names_each_backend_its_version_and_how_to_build(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("JAEGER_BIN", raising=False)
+    entries = status()
+    assert set(entries) == {"jaeger", "collector"}
+    assert entries["jaeger"]["version"] == JAEGER_VERSION
+    assert entries["collector"]["version"] == COLLECTOR_VERSION
+    for name, entry in entries.items():
+        assert entry["name"] == name
+        assert entry["path"] is None
+        assert entry["build"] == BUILD_COMMAND == "tracequest backends build"
+        assert entry["image"].endswith(":" + entry["version"])
+    json.dumps(entries)   # plain data, so `backends status --json` can print it
+
+
+def test_status_shows_the_cached_binary_once_built(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("JAEGER_BIN", raising=False)
+    cached = cached_jaeger_path()
+    cached.parent.mkdir(parents=True)
+    write_executable(cached, "#!/bin/sh\n")
+    entries = status()
+    # One binary plays both parts.
+    assert entries["jaeger"]["path"] == entries["collector"]["path"] == str(cached)
+
+
+def test_module_status_says_what_is_missing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "JAEGER_BIN"}
+    env["TRACEQUEST_CACHE"] = str(tmp_path / "cache")
+    proc = run_module("status", env=env)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["jaeger", "collector"]
+    assert all(f"not built (run `{BUILD_COMMAND}`)" in line for line in lines), lines
+    assert JAEGER_VERSION in lines[0] and COLLECTOR_VERSION in lines[1]
+
+
+def test_module_refuses_an_unknown_command():
+    proc = run_module("install", env=dict(os.environ))
+    assert proc.returncode == 2
+    assert "build|path|status" in proc.stderr
 
 
 # ------------------------------------------------------- building (fake Go)
@@ -110,6 +165,29 @@ def test_a_failed_build_leaves_no_binary_and_no_scraps(monkeypatch, tmp_path):
         build_jaeger(log=lambda line: None)
     assert not cached_jaeger_path().exists()
     assert list(cached_jaeger_path().parent.iterdir()) == []
+
+
+def test_a_second_build_waits_for_the_first_and_reuses_its_binary(monkeypatch, tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
+    # This fake Go refuses to build: the second caller must not compile at all.
+    monkeypatch.setenv("PATH", str(fake_go(tmp_path / "bin", "go1.99.0")) + os.pathsep + "/usr/bin:/bin")
+    lock = tmp_path / "cache" / f".jaeger-{JAEGER_VERSION}.lock"
+    lock.parent.mkdir(parents=True)
+    lines, result = [], {}
+    with open(lock, "w") as first_build:
+        fcntl.flock(first_build, fcntl.LOCK_EX)
+        second = threading.Thread(target=lambda: result.update(path=build_jaeger(log=lines.append)))
+        second.start()
+        deadline = time.monotonic() + 10
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert lines and "waiting" in lines[0], lines
+        assert second.is_alive()
+        cached_jaeger_path().parent.mkdir(parents=True)
+        write_executable(cached_jaeger_path(), "#!/bin/sh\n")   # the first build's result
+    second.join(10)
+    assert result.get("path") == cached_jaeger_path(), lines
 
 
 # ----------------------------------------------------------- the real binary
@@ -163,15 +241,34 @@ def test_binary_carries_the_collector_components_the_lab_needs(jaeger_bin):
         assert needed <= have, f"{kind}: missing {sorted(needed - have)}"
 
 
+def test_binary_links_the_collector_release_the_compose_image_runs(jaeger_bin):
+    """COLLECTOR_VERSION is true: every contrib component in Jaeger is at that release."""
+    if os.environ.get("JAEGER_BIN"):
+        pytest.skip("JAEGER_BIN points at a binary this project did not build")
+    proc = subprocess.run(["go", "version", "-m", str(jaeger_bin)],
+                          capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        pytest.skip(f"`go version -m` unavailable: {proc.stderr.strip()}")
+    contrib = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        # "dep <module> <version> <hash>" lines, one per linked module
+        if parts[:1] == ["dep"] and parts[1].startswith(binaries.COLLECTOR_CONTRIB_MODULE + "/"):
+            contrib[parts[1]] = parts[2]
+    assert any(m.endswith("/tailsamplingprocessor") for m in contrib), sorted(contrib)
+    wrong = {m: v for m, v in contrib.items() if v != f"v{COLLECTOR_VERSION}"}
+    assert not wrong, f"contrib components not at v{COLLECTOR_VERSION}: {wrong}"
+
+
 def test_module_entry_point_prints_the_path(jaeger_bin):
-    env = {**os.environ, "JAEGER_BIN": str(jaeger_bin),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "JAEGER_BIN": str(jaeger_bin)}
     for command in ("path", "build"):
-        proc = subprocess.run([sys.executable, "-m", "tracequest.binaries", command],
-                              env=env, capture_output=True, text=True, timeout=60)
+        proc = run_module(command, env=env)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == str(jaeger_bin)
+    proc = run_module("status", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(str(jaeger_bin)) == 2, proc.stdout
     env["JAEGER_BIN"] = str(jaeger_bin) + ".missing"
-    proc = subprocess.run([sys.executable, "-m", "tracequest.binaries", "path"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = run_module("path", env=env)
     assert proc.returncode == 1 and "JAEGER_BIN" in proc.stderr

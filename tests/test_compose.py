@@ -18,7 +18,16 @@ import jsonschema
 import pytest
 import yaml
 
-from tracequest.binaries import NATIVE_COLLECTOR_ENV, NATIVE_JAEGER_ENV
+from tracequest import binaries
+from tracequest.binaries import (
+    COLLECTOR_IMAGE,
+    JAEGER_IMAGE,
+    NATIVE_COLLECTOR_ENV,
+    NATIVE_JAEGER_ENV,
+    collector_env,
+    jaeger_env,
+)
+from tracequest.ports import Ports
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"
@@ -147,6 +156,73 @@ def test_every_service_is_health_checked(name):
         assert any("/health" in part or "/api/v3/services" in part for part in test), test
 
 
+# Upstream image name (without tag) -> the one tag the tests ran.
+UPSTREAM_IMAGES = {image.rsplit(":", 1)[0]: image for image in (JAEGER_IMAGE, COLLECTOR_IMAGE)}
+
+
+def test_pinned_images_are_the_versions_the_native_build_runs():
+    assert JAEGER_IMAGE == f"jaegertracing/jaeger:{binaries.JAEGER_VERSION}"
+    assert COLLECTOR_IMAGE == f"otel/opentelemetry-collector-contrib:{binaries.COLLECTOR_VERSION}"
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_upstream_images_are_exactly_the_tested_versions(name):
+    """What Docker runs is what the tests run: a drifted tag fails here."""
+    services = load_compose(name)["services"]
+    images = {svc: service.get("image", "") for svc, service in services.items()}
+    assert images["jaeger"] == JAEGER_IMAGE, (name, images["jaeger"])
+    if "collector" in images:
+        assert images["collector"] == COLLECTOR_IMAGE, (name, images["collector"])
+    for svc, image in images.items():
+        if "build" in services[svc]:
+            continue   # built from compose/Dockerfile, not pulled
+        # Any pulled image must be one of the pinned upstreams, at its pinned tag.
+        pinned = UPSTREAM_IMAGES.get(image.rsplit(":", 1)[0])
+        assert pinned, f"{name}: {svc} pulls {image}, which no constant in binaries.py pins"
+        assert image == pinned, f"{name}: {svc} pulls {image}, but the tests ran {pinned}"
+
+
+def test_readme_names_the_pinned_images_and_no_other_tag():
+    readme = (COMPOSE / "README.md").read_text()
+    for image in UPSTREAM_IMAGES.values():
+        assert f"`{image}`" in readme, image
+    for repo, image in UPSTREAM_IMAGES.items():
+        tags = set(re.findall(re.escape(repo) + r":[\w.-]+", readme))
+        assert tags == {image}, f"compose/README.md names {sorted(tags)}"
+
+
+def test_native_env_is_the_labs_default_ports():
+    ports = Ports()
+    assert NATIVE_JAEGER_ENV == jaeger_env(ports)
+    assert NATIVE_COLLECTOR_ENV == collector_env(ports)
+    assert NATIVE_COLLECTOR_ENV["TQ_COLLECTOR_OTLP_GRPC_PORT"] == str(ports.otlp_grpc)
+    assert NATIVE_JAEGER_ENV["TQ_JAEGER_QUERY_HTTP_PORT"] == str(ports.query)
+    # Behind the collector, Jaeger's OTLP listens where the collector sends.
+    assert NATIVE_COLLECTOR_ENV["TQ_JAEGER_OTLP_ENDPOINT"].endswith(
+        ":" + NATIVE_JAEGER_ENV["TQ_JAEGER_OTLP_GRPC_PORT"])
+    used = [int(v) for env in (NATIVE_JAEGER_ENV, NATIVE_COLLECTOR_ENV)
+            for k, v in env.items() if k.endswith("_PORT")]
+    assert len(used) == len(set(used)), f"two native listeners share a port: {sorted(used)}"
+
+
+def test_jaeger_alone_takes_the_labs_otlp_ports():
+    ports = Ports.free()
+    env = jaeger_env(ports, behind_collector=False)
+    assert env["TQ_JAEGER_OTLP_GRPC_PORT"] == str(ports.otlp_grpc)
+    assert env["TQ_JAEGER_OTLP_HTTP_PORT"] == str(ports.otlp_http)
+    assert env["TQ_JAEGER_QUERY_HTTP_PORT"] == str(ports.query)
+
+
+def test_readme_native_column_matches_the_native_env():
+    """compose/README.md's table shows the values the lab really uses."""
+    readme = (COMPOSE / "README.md").read_text()
+    # | `VAR` | read by | container default | `native` |
+    native = dict(re.findall(r"^\| `(TQ_\w+)` \|[^|]*\|[^|]*\| `([^`]*)`", readme, re.M))
+    for var, value in {**NATIVE_JAEGER_ENV, **NATIVE_COLLECTOR_ENV}.items():
+        assert native.get(var) == value, (
+            f"compose/README.md says {var}={native.get(var)}, the lab uses {value}")
+
+
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_images_are_pinned_and_services_listen_on_all_interfaces(name):
     for svc, service in load_compose(name)["services"].items():
@@ -188,8 +264,8 @@ def test_collector_pipelines_start_with_memory_limiter_and_end_with_batch(rel):
 
 
 # Component types that exist under the same name in the natively built Jaeger
-# and in collector-contrib 0.159 (health-check extensions and the new
-# `otlp_grpc` exporter name do not).
+# and in the contrib image (health-check extensions do not; nor, from collector
+# 0.144 on, the `otlp` exporter's new name `otlp_grpc`).
 PORTABLE_TYPES = {"otlp", "otlphttp", "memory_limiter", "batch", "tail_sampling",
                   "attributes", "filter", "debug", "spanmetrics"}
 

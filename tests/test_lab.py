@@ -1,17 +1,22 @@
 """The whole lab, for real: four services and the embedded backend as processes."""
 
 import concurrent.futures
+import json
 import os
 import socket
+import subprocess
+import sys
 import time
+from dataclasses import replace
 
 import pytest
 import requests
 from conftest import dispatch, trace_id_of
 
 from tracequest.client import QueryClient
-from tracequest.lab import Lab, LabError
+from tracequest.lab import Lab, LabError, LabSettings
 from tracequest.ports import Ports, PortInUse
+from tracequest.procs import ProcessId
 from tracequest.timefmt import now_ns
 
 SERVICES = {"frontend", "customer", "driver", "route"}
@@ -98,7 +103,7 @@ def test_frontend_page_and_config(lab):
 def test_up_again_is_a_noop_and_status_is_healthy(lab):
     pids = {name: info["pid"] for name, info in lab.status().items()}
     assert all(info["healthy"] for info in lab.status().values())
-    again = Lab(home=lab.home, ports=lab.ports)
+    again = Lab(lab.settings, lab.home)
     assert again.up() is False
     assert {name: info["pid"] for name, info in again.status().items()} == pids
 
@@ -109,13 +114,13 @@ def test_port_in_use_names_port_role_and_process(tmp_path):
         holder.bind(("127.0.0.1", ports.driver))
         holder.listen()
         with pytest.raises(PortInUse) as failure:
-            Lab(home=tmp_path, ports=ports).up()
+            Lab(LabSettings(ports=ports), tmp_path).up()
     message = str(failure.value)
     assert f"port {ports.driver} (driver)" in message and f"process {os.getpid()}" in message
 
 
 def test_fixed_mutex_removes_lock_waits_and_down_flushes_and_stops_everything(tmp_path):
-    lab = Lab(home=tmp_path, ports=Ports.free(), service_env={"TQ_FIX_DISABLE_DB_CONN_MUTEX": "1"})
+    lab = Lab(LabSettings(ports=Ports.free(), service_env={"TQ_FIX_DISABLE_DB_CONN_MUTEX": "1"}), tmp_path)
     lab.up()
     try:
         client = QueryClient(lab.query_url)
@@ -137,7 +142,7 @@ def test_fixed_mutex_removes_lock_waits_and_down_flushes_and_stops_everything(tm
 def test_a_downstream_that_is_down_gives_503_quickly(tmp_path):
     ports = Ports.free()
     # Only the backend and the frontend: customer, driver and route are down.
-    lab = Lab(home=tmp_path, ports=ports, services=("frontend",))
+    lab = Lab(LabSettings(ports=ports, services=("frontend",)), tmp_path)
     lab.up()
     try:
         started = time.monotonic()
@@ -152,7 +157,7 @@ def test_a_downstream_that_is_down_gives_503_quickly(tmp_path):
 
 
 def test_start_failure_reports_the_log(tmp_path):
-    lab = Lab(home=tmp_path, ports=Ports.free(), service_env={"TQ_FIX_ROUTE_WORKER_POOL_SIZE": "zero"})
+    lab = Lab(LabSettings(ports=Ports.free(), service_env={"TQ_FIX_ROUTE_WORKER_POOL_SIZE": "zero"}), tmp_path)
     with pytest.raises(LabError) as failure:
         lab.up(timeout=20)
     assert "frontend" in str(failure.value) and "Last lines of" in str(failure.value)
@@ -165,3 +170,42 @@ def _alive(pid):
     except ProcessLookupError:
         return False
     return not open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_down_never_signals_a_process_the_lab_did_not_start(tmp_path):
+    """lab.json naming another program (pid reuse after a reboot, an old state file): left alone."""
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        started = ProcessId.of(stranger.pid).started
+        state = {"settings": LabSettings(ports=Ports.free()).as_state(),
+                 # The lab's backend had this pid once, but the process now holding it started later.
+                 "processes": {"backend": {"pid": stranger.pid, "started": started - 3600},
+                               # A state file from before start times were recorded.
+                               "frontend": stranger.pid}}
+        (tmp_path / "lab.json").write_text(json.dumps(state))
+        env = {**os.environ, "TRACEQUEST_HOME": str(tmp_path)}
+        done = subprocess.run([sys.executable, "-m", "tracequest.cli", "down"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        time.sleep(0.3)
+        assert stranger.poll() is None, "down signalled a process the lab did not start"
+        said = done.stdout + done.stderr
+        assert f"pid {stranger.pid} now belongs to another program" in said
+        assert "left it alone" in said and "no start time" in said
+        assert not (tmp_path / "lab.json").exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_settings_round_trip_through_lab_json(tmp_path):
+    settings = LabSettings(ports=Ports.free(), services=("frontend", "customer"),
+                           service_env={"TQ_FIX_DB_QUERY_DELAY": "5ms"}, max_spans=1000)
+    assert LabSettings.from_state(settings.as_state()) == settings
+    assert replace(settings, backend="jaeger").backend == "jaeger"
+    assert settings.services == ("customer", "frontend")  # start order, whatever order was given
+
+
+def test_a_misspelt_knob_is_refused_with_the_nearest_name():
+    with pytest.raises(LabError, match="TQ_FIX_DB_QUERY_DELAY"):
+        LabSettings(service_env={"TQ_FIX_DB_QUERY_DELY": "5ms"})

@@ -38,12 +38,15 @@ def post(backend, document) -> None:
 
 @pytest.fixture
 def stored(backend) -> list[str]:
-    """Two designed traces in the backend, newest first; returns their ids."""
+    """Two designed traces in the backend, newest first; returns their ids.
+
+    Trace lists put the trace received last first, as Jaeger's search does.
+    """
     ids = []
-    for offset in (1_000_000_000, 0):
+    for offset in (0, 1_000_000_000):
         document, names = designed_trace(base_ns=now_base_ns() + offset)
         post(backend, document)
-        ids.append(names["trace"])
+        ids.insert(0, names["trace"])
     return ids
 
 

@@ -26,7 +26,7 @@ import requests
 
 from services.common import config
 from services.common.mystery import CULPRITS, QUIET, culprit_for, settings_for
-from tracequest.lab import Lab
+from tracequest.lab import Lab, LabSettings
 from tracequest.ports import Ports
 from tracequest.quests.failure import QuestFailure
 from tracequest.quests.mystery import draw_seed
@@ -141,7 +141,7 @@ def test_a_new_mystery_clears_the_old_answer_and_picks_another_culprit(tmp_path)
 
 
 def test_mystery_new_restarts_a_running_lab_with_the_mystery_on(tmp_path):
-    lab = Lab(home=tmp_path, ports=Ports.free())
+    lab = Lab(LabSettings(ports=Ports.free()), home=tmp_path)
     lab.up(log=lambda *_: None)
     try:
         done = tracequest(tmp_path, "mystery", "new", "--seed", "3")

@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from tracequest.client import QueryClient
-from tracequest.lab import Lab
+from tracequest.lab import Lab, LabSettings
 from tracequest.ports import Ports
-from tracequest.quests.collector import kept_by_kind, send_mix
+from tracequest.quests.mix import kept_by_kind, send_mix
 
 SEEDED = {"TQ_SEED": "7"}   # same random delays, timeouts and retries in every lab
 RAW_EMAIL = "orders@rachels-floral.example"
@@ -32,7 +32,7 @@ def start_lab(tmp_path, jaeger_bin):
     started = []
 
     def start(**options) -> Lab:
-        lab = Lab(home=tmp_path / f"lab{len(started)}", ports=Ports.free(), **options)
+        lab = Lab(LabSettings(ports=Ports.free(), **options), home=tmp_path / f"lab{len(started)}")
         started.append(lab)
         lab.up(log=lambda *_: None)
         return lab

@@ -10,33 +10,63 @@ no connection lock, ten route workers, no Redis timeouts) and the route
 calculation is shortened. The culprit then undoes one of those, or turns up a
 latency of its own.
 
-A mystery only chooses values for ordinary flags (see ``config.py``). It wins
-over their environment twins, so a stray ``TQ_*`` variable in a learner's
-shell cannot blur the puzzle; the command line still wins over everything.
+A mystery only chooses values for ordinary knobs, named as ``knobs.py`` names
+them, so a typo fails at import. It wins over their environment twins, so a
+stray ``TQ_*`` variable in a learner's shell cannot blur the puzzle; the
+command line still wins over everything.
 """
 
 from dataclasses import dataclass
 
+from services.common.knobs import KnobError, knob
+
 ENV = "TQ_MYSTERY"
 
+
+def _by_twin(settings, reader=None):
+    """Knob settings (by knob name or twin) → {environment twin: value}.
+
+    Each name is looked up in the knob table and each value parsed by its knob,
+    so a misspelt name or value fails at import, in every test, not in a mystery
+    whose culprit silently never appears. With `reader`, each knob must be one
+    that service reads.
+    """
+    env = {}
+    for name, value in settings:
+        k = knob(name)
+        k.parse(value)
+        if reader is not None and reader not in k.readers:
+            raise KnobError(f"mystery setting {k.name} is not read by the {reader} service")
+        env[k.env] = value
+    return env
+
+
 # The demo with its usual problems fixed: little time is spent anywhere.
-QUIET = {
-    "TQ_FIX_DB_QUERY_DELAY": "5ms",
-    "TQ_FIX_DISABLE_DB_CONN_MUTEX": "1",
-    "TQ_FIX_ROUTE_WORKER_POOL_SIZE": "10",
-    "TQ_REDIS_ERROR_RATE": "0",
-    "TQ_ROUTE_CALC_DELAY": "5ms",
-}
+QUIET = _by_twin((
+    ("fix-db-query-delay", "5ms"),
+    ("fix-disable-db-conn-mutex", "1"),
+    ("fix-route-worker-pool-size", "10"),
+    ("redis-error-rate", "0"),
+    ("route-calc-delay", "5ms"),
+))
 
 
 @dataclass(frozen=True)
 class Culprit:
-    """One injected problem: the span its time lands in, and the flags that cause it."""
+    """One injected problem: the span its time lands in, and the knobs that cause it."""
 
     kind: str  # what goes wrong, in a few words
     service: str  # where the time lands: the answer to the mystery
     operation: str
-    settings: tuple  # (env twin, value) pairs laid over QUIET
+    settings: tuple  # (knob name, value) pairs laid over QUIET
+
+    def __post_init__(self):
+        _by_twin(self.settings, self.service)  # a misspelt knob fails at import
+
+    @property
+    def env(self):
+        """The culprit's settings by environment twin."""
+        return _by_twin(self.settings, self.service)
 
     @property
     def answer(self):
@@ -45,19 +75,19 @@ class Culprit:
 
 CULPRITS = (
     Culprit("slow SQL query", "customer", "SELECT",
-            (("TQ_FIX_DB_QUERY_DELAY", "800ms"),)),
+            (("fix-db-query-delay", "800ms"),)),
     # Shows only under concurrent load: requests queue for the connection
     # inside the server span, before any SQL starts.
     Culprit("lock contention", "customer", "GET /customer",
-            (("TQ_FIX_DB_QUERY_DELAY", "300ms"), ("TQ_FIX_DISABLE_DB_CONN_MUTEX", "0"))),
+            (("fix-db-query-delay", "300ms"), ("fix-disable-db-conn-mutex", "0"))),
     Culprit("slow Redis lookup", "driver", "FindDriverIDs",
-            (("TQ_REDIS_FIND_DELAY", "800ms"),)),
+            (("redis-find-delay", "800ms"),)),
     Culprit("retry storm", "driver", "GetDriver",
-            (("TQ_REDIS_ERROR_RATE", "0.6"), ("TQ_REDIS_TIMEOUT", "100ms"))),
+            (("redis-error-rate", "0.6"), ("redis-timeout", "100ms"))),
     Culprit("slow route computation", "route", "compute route",
-            (("TQ_ROUTE_CALC_DELAY", "150ms"),)),
+            (("route-calc-delay", "150ms"),)),
     Culprit("slow payment provider", "frontend", "authorize payment",
-            (("TQ_PAYMENT_DELAY", "800ms"),)),
+            (("payment-delay", "800ms"),)),
 )
 
 
@@ -67,9 +97,9 @@ def culprit_for(seed):
 
 
 def settings_for(seed):
-    """Flag values (by environment twin) for the mystery with this seed.
+    """Knob values (by environment twin) for the mystery with this seed.
 
     The seed also seeds the demo's random numbers, so a mystery behaves
     much the same way every time it runs.
     """
-    return {**QUIET, "TQ_SEED": str(seed), **dict(culprit_for(seed).settings)}
+    return {**QUIET, knob("seed").env: str(seed), **culprit_for(seed).env}

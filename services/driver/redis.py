@@ -2,10 +2,13 @@
 
 It answers after a short delay and, now and then, not at all: a read times
 out at the rate set by ``--redis-error-rate``, after ``--redis-timeout``.
-Looking up the nearby drivers takes ``--redis-find-delay``. There is no Redis
-client library to instrument, so the spans are made by hand, shaped like the
-spans a real Redis instrumentation would make (CLIENT kind, ``db.*``
-attributes).
+Looking up the nearby drivers takes ``--redis-find-delay``, reading one driver
+``--redis-get-delay``. There is no Redis client library to instrument, so the
+spans are made by hand, shaped like the spans a real Redis instrumentation
+would make (CLIENT kind, ``db.*`` attributes).
+
+``--regression-error-without-exception`` (quest 12) breaks the error spans: a
+timeout still ends its span in error, but no longer records the exception.
 """
 
 import logging
@@ -46,11 +49,16 @@ def _redis_attributes(operation, query):
 class Redis:
     """Driver ids by place, and each driver's position, behind a slow and flaky connection."""
 
-    def __init__(self, error_rate=config.REDIS_ERROR_RATE, find_delay=config.REDIS_FIND_DELAY,
-                 timeout=config.REDIS_TIMEOUT_DELAY):
+    def __init__(self, error_rate=config.default("redis-error-rate"),
+                 find_delay=config.default("redis-find-delay"),
+                 timeout=config.default("redis-timeout"),
+                 get_delay=config.default("redis-get-delay"),
+                 record_exceptions=not config.default("regression-error-without-exception")):
         self.error_rate = error_rate
         self.find_delay = find_delay
         self.timeout = timeout
+        self.get_delay = get_delay
+        self.record_exceptions = record_exceptions
 
     def find_driver_ids(self, location):
         """Return the ids of the drivers near `location`."""
@@ -76,10 +84,11 @@ class Redis:
             if rng.random() < self.error_rate:
                 delay.sleep(self.timeout)
                 error = RedisTimeout(f"redis timeout reading driver {driver_id}")
-                span.record_exception(error)
+                if self.record_exceptions:
+                    span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 raise error
-            delay.sleep(config.REDIS_GET_DELAY)
+            delay.sleep(self.get_delay)
             position = Location(max(0, near.x + rng.randint(-SPREAD, SPREAD)),
                                 max(0, near.y + rng.randint(-SPREAD, SPREAD)))
         return Driver(driver_id, str(position))

@@ -25,7 +25,9 @@ def fetch_driver(redis, driver_id, near):
 
 def create_app(settings):
     app = create_base_app(__name__, "driver", settings)
-    redis = Redis(settings.redis_error_rate, settings.redis_find_delay, settings.redis_timeout)
+    redis = Redis(settings.redis_error_rate, settings.redis_find_delay, settings.redis_timeout,
+                  settings.redis_get_delay,
+                  record_exceptions=not settings.regression_error_without_exception)
 
     @app.get("/drivers")
     def find_nearest():

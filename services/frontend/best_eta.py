@@ -5,6 +5,11 @@ customer up, have the payment provider authorize the ride, find drivers near
 the customer, ask for a route from each driver, and pick the shortest. The
 route calls go through a shared worker pool, whose size is one of the demo's
 problems (``--fix-route-worker-pool-size``).
+
+Two regressions for quest 12 live here too, each off by default: asking the
+customer service twice (``--regression-double-customer-call``), and a pool as
+big as the list of drivers, so every route call runs at once
+(``--regression-unbounded-route-calls``).
 """
 
 import logging
@@ -27,16 +32,24 @@ class BestETA:
     """Finds the best driver for a customer, using the other three services."""
 
     def __init__(self, customer_url, driver_url, route_url, pool_size,
-                 payment_delay=config.PAYMENT_DELAY):
+                 payment_delay=config.default("payment-delay"),
+                 double_customer_call=config.default("regression-double-customer-call"),
+                 unbounded_route_calls=config.default("regression-unbounded-route-calls")):
         self.customers = CustomerClient(customer_url)
         self.payments = PaymentProvider(payment_delay)
         self.drivers = DriverClient(driver_url)
         self.routes = RouteClient(route_url)
+        self.double_customer_call = double_customer_call
+        if unbounded_route_calls:
+            pool_size = config.NEARBY_DRIVERS  # one worker per driver: nothing waits its turn
         self.pool = WorkerPool(pool_size, name="route-worker")
 
     def dispatch(self, customer_id):
         """Return the customer, the chosen driver and that driver's ETA in seconds."""
         customer = self.customers.get(customer_id)
+        if self.double_customer_call:
+            # The regression: a second lookup, as a careless refactor might add.
+            customer = self.customers.get(customer_id)
         self.payments.authorize(customer["id"])
         drivers = self.drivers.find_nearest(customer["location"])
         logger.info("asking for %d routes, %d at a time", len(drivers), self.pool.size)

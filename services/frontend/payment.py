@@ -24,7 +24,7 @@ PROVIDER = "payments.example"
 class PaymentProvider:
     """Authorizes rides at the simulated provider, which answers in about `latency` seconds."""
 
-    def __init__(self, latency=config.PAYMENT_DELAY):
+    def __init__(self, latency=config.default("payment-delay")):
         self.latency = latency
 
     def authorize(self, customer_id):

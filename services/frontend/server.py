@@ -23,7 +23,9 @@ def session_id():
 def create_app(settings):
     app = create_base_app(__name__, "frontend", settings)
     best_eta = BestETA(settings.customer_url, settings.driver_url, settings.route_url,
-                       settings.fix_route_worker_pool_size, settings.payment_delay)
+                       settings.fix_route_worker_pool_size, settings.payment_delay,
+                       settings.regression_double_customer_call,
+                       settings.regression_unbounded_route_calls)
 
     @app.get("/")
     def index():

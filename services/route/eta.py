@@ -16,7 +16,7 @@ SECONDS_PER_UNIT = 1.5  # driving time per map unit on an empty road
 PICKUP_SECONDS = 60  # parking, finding the customer
 
 
-def compute_eta(pickup, dropoff, calc_delay=config.ROUTE_CALC_DELAY):
+def compute_eta(pickup, dropoff, calc_delay=config.default("route-calc-delay")):
     """Return the estimated seconds from `pickup` to `dropoff` (both Locations).
 
     `calc_delay` is how long the calculation takes (``--route-calc-delay``).

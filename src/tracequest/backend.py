@@ -9,28 +9,69 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+import waitress
+from waitress import wasyncore
 
 from .ports import HOST, Ports
 from .query_api import create_query_app
-from .receiver import create_otlp_http_app, start_grpc_receiver
-from .store import SpanStore
+from .receiver import MAX_BODY_BYTES, StatusChannel, create_otlp_http_app, start_grpc_receiver
+from .store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS, SpanStore
+from .timefmt import format_go_duration, parse_go_duration
 
 _DEFAULTS = Ports()
 GRPC_PORT, HTTP_PORT, QUERY_PORT = _DEFAULTS.otlp_grpc, _DEFAULTS.otlp_http, _DEFAULTS.query
+HTTP_THREADS = 8     # worker threads per HTTP listener: the bound on concurrent requests
+STOP_GRACE_S = 2.0   # how long stop() lets a request in progress finish
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """Exporters post every 200 ms; a log line per request would bury real messages."""
+class _WSGIServer:
+    """One WSGI app on waitress in a background thread: keep-alive, a bounded worker pool.
 
-    def log_request(self, *args, **kwargs) -> None:
-        pass
+    The listening socket is bound here (not by waitress) so port 0 gives one
+    port even for a host name with several addresses, and the port is known
+    before any request arrives.
+    """
+
+    def __init__(self, app, host: str, port: int, name: str, channel_class=None, **adjustments):
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            sock = socket.create_server((host, port), family=family)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(f"could not bind the {name} to {host}:{port} ({reason})") from None
+        self._map: dict = {}
+        try:
+            self._server = waitress.create_server(app, map=self._map, sockets=[sock], threads=HTTP_THREADS,
+                                                  **adjustments)
+        except BaseException:
+            sock.close()
+            raise
+        if channel_class is not None:
+            self._server.channel_class = channel_class
+        self.port = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._server.run, name=name.replace(" ", "-"), daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        # Workers first: a worker finishing a reply wakes the event loop through
+        # its trigger pipe, which must still be open then.
+        self._server.task_dispatcher.shutdown(timeout=STOP_GRACE_S)
+        if self._thread.is_alive():
+            # Close every socket from inside the event loop, which then ends at once.
+            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map))
+            self._thread.join(timeout=STOP_GRACE_S)
+        else:
+            wasyncore.close_all(self._map)
 
 
 @dataclass
@@ -44,7 +85,6 @@ class Backend:
     query_port: int
     _grpc: object
     _http_servers: list
-    _threads: list
 
     @property
     def otlp_grpc_endpoint(self) -> str:
@@ -59,12 +99,10 @@ class Backend:
         return f"http://{self.host}:{self.query_port}"
 
     def stop(self) -> None:
+        grpc_stopped = self._grpc.stop(grace=STOP_GRACE_S)
         for server in self._http_servers:
-            server.shutdown()
-            server.server_close()
-        self._grpc.stop(grace=1).wait()
-        for thread in self._threads:
-            thread.join(timeout=5)
+            server.stop()
+        grpc_stopped.wait()
         self.store.close()
 
     def __enter__(self) -> Backend:
@@ -80,48 +118,76 @@ def start_backend(
     grpc_port: int = GRPC_PORT,
     http_port: int = HTTP_PORT,
     query_port: int = QUERY_PORT,
+    max_spans: int | None = None,
+    max_age_s: float | None = None,
 ) -> Backend:
-    """Start receivers and query API in background threads; port 0 picks a free port."""
-    store = SpanStore(db_path)
-    started = []
+    """Start receivers and query API in background threads; port 0 picks a free port.
+
+    ``max_spans`` and ``max_age_s`` bound the store (0 = no bound); None keeps
+    the store's defaults.
+    """
+    store = SpanStore(db_path, max_spans=max_spans, max_age_s=max_age_s)
+    grpc_server, http_servers = None, []
     try:
         grpc_server, grpc_bound = start_grpc_receiver(store, host, grpc_port)
-        started.append(grpc_server)
-        http_server = make_server(host, http_port, create_otlp_http_app(store), threaded=True,
-                                  request_handler=_QuietRequestHandler)
-        started.append(http_server)
-        query_server = make_server(host, query_port, create_query_app(store), threaded=True,
-                                   request_handler=_QuietRequestHandler)
-        started.append(query_server)
+        # waitress reads one byte past the limit at most, then answers 413 itself.
+        http_servers.append(_WSGIServer(create_otlp_http_app(store, MAX_BODY_BYTES), host, http_port,
+                                        "OTLP HTTP receiver", channel_class=StatusChannel,
+                                        max_request_body_size=MAX_BODY_BYTES + 1))
+        http_servers.append(_WSGIServer(create_query_app(store), host, query_port, "query API"))
     except BaseException:
-        for server in started:
-            server.stop(0) if server is started[0] else server.server_close()
+        for server in http_servers:
+            server.stop()
+        if grpc_server is not None:
+            grpc_server.stop(0)
         store.close()
         raise
-    threads = [
-        # A short poll interval keeps stop() quick; idle cost is negligible.
-        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True)
-        for s, name in ((http_server, "otlp-http"), (query_server, "query-api"))
-    ]
-    for thread in threads:
-        thread.start()
-    return Backend(store, host, grpc_bound, http_server.server_port, query_server.server_port,
-                   grpc_server, [http_server, query_server], threads)
+    for server in http_servers:
+        server.start()
+    otlp_http, query = http_servers
+    return Backend(store, host, grpc_bound, otlp_http.port, query.port, grpc_server, http_servers)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span count (a whole number, 0 or more)")
+    return value
+
+
+def _duration_s(text: str) -> float:
+    try:
+        return parse_go_duration(text) / 1e9
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tracequest.backend",
-                                     description="Run the embedded trace backend.")
+                                     description="Run the embedded trace backend.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--db", default=".tracequest/spans.db", help="SQLite file for spans")
-    parser.add_argument("--host", default=HOST)
-    parser.add_argument("--grpc-port", type=int, default=GRPC_PORT)
-    parser.add_argument("--http-port", type=int, default=HTTP_PORT)
-    parser.add_argument("--query-port", type=int, default=QUERY_PORT)
+    parser.add_argument("--host", default=HOST, help="address every listener binds")
+    parser.add_argument("--grpc-port", type=int, default=GRPC_PORT, help="OTLP/gRPC port")
+    parser.add_argument("--http-port", type=int, default=HTTP_PORT, help="OTLP/HTTP port")
+    parser.add_argument("--query-port", type=int, default=QUERY_PORT, help="query API port")
+    parser.add_argument("--max-spans", type=_count, metavar="N",
+                        default=DEFAULT_MAX_SPANS,
+                        help="keep at most N spans, the oldest whole traces going first; 0 keeps all")
+    parser.add_argument("--max-age", type=_duration_s, metavar="DURATION", dest="max_age_s",
+                        # A string default goes through type=, and --help shows it as typed.
+                        default=format_go_duration(int(DEFAULT_MAX_AGE_S * 1e9)),
+                        help="drop traces older than this Go duration (90m, 1h30m, 24h); 0 keeps them")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s backend %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Under a load test waitress would log a line per request queued behind busy workers.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
-        backend = start_backend(args.db, args.host, args.grpc_port, args.http_port, args.query_port)
+        backend = start_backend(args.db, args.host, args.grpc_port, args.http_port, args.query_port,
+                                max_spans=args.max_spans, max_age_s=args.max_age_s)
     except OSError as exc:
         print(f"backend: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -1,82 +1,123 @@
-"""The `tracequest` command: run the lab and read its traces from a terminal."""
+"""The `tracequest` command: run the lab and read its traces from a terminal.
+
+It behaves like the command-line tools learners already know: every command
+and option has help with its default, a bad value is refused here with exit
+code 2 before anything is sent anywhere, a closed pipe (``| head``) ends it
+quietly, and colours and progress bars appear only on a terminal (never with
+``NO_COLOR`` set).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
 import sys
+from dataclasses import fields
 from pathlib import Path
+
+from services.common.knobs import KNOBS, Knob, KnobError, check_env_names
 
 from . import __version__
 from .client import QueryClient, QueryError, TraceNotFound, default_url
-from .lab import BACKENDS, COLLECTOR_CONFIGS, Lab, LabError, find_home
+from .lab import BACKENDS, COLLECTOR_CONFIGS, Lab, LabError, LabSettings, find_home
 from .load import run_load
-from .ports import PortInUse
+from .ports import Ports, PortInUse
 from .timefmt import format_rfc3339, parse_go_duration
 from .waterfall import format_duration
 
+# 128 + SIGPIPE: what a shell reports for a program whose reader went away.
+EXIT_BROKEN_PIPE = 141
+DEMO_SERVICES = frozenset({"frontend", "customer", "driver", "route"})
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+
+
+class UsageError(Exception):
+    """A value the command cannot use; reported on one line with exit code 2."""
+
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's flush at exit
+        return code
+    except BrokenPipeError:
+        # The reader (`head`, a closed pager) has all it wanted: stop quietly.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return args.func(args) or 0
+    except UsageError as exc:
+        print(f"{getattr(args, 'prog', 'tracequest')}: error: {exc}", file=sys.stderr)
+        return 2
     except (LabError, PortInUse, QueryError) as exc:
         print(f"tracequest: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's last flush at exit cannot raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (e.g. captured in tests)
+        pass
+
+
+# --- the parser -------------------------------------------------------------
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless there is none or its help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Help with defaults for every command, and usage errors on one line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tracequest", description="Trace Quest: learn distributed tracing by doing.")
+    parser = Parser(prog="tracequest",
+                    description="Trace Quest: learn distributed tracing by doing. Start the lab "
+                                "with `tracequest up`, send requests, read their traces.",
+                    epilog="Each command has its own help: tracequest COMMAND --help")
     parser.add_argument("--version", action="version", version=f"tracequest {__version__}")
+    # Subcommands are Parsers too (argparse uses the parent's class), quests' included.
     commands = parser.add_subparsers(metavar="COMMAND")
-
-    up = commands.add_parser("up", help="start the trace backend and the demo services")
-    up.add_argument("--backend", default="embedded", choices=BACKENDS,
-                    help="embedded (default), jaeger (the real Jaeger binary), or collector "
-                         "(the Collector pipeline in front of Jaeger)")
-    up.add_argument("--collector-config", default="collector", metavar="NAME_OR_FILE",
-                    help=f"what the collector backend loads: {', '.join(COLLECTOR_CONFIGS)} "
-                         "(from compose/collector/), or the path of your own YAML file")
-    up.add_argument("--fix-db-query-delay", metavar="DURATION", help="customer's database delay, e.g. 5ms (default 300ms)")
-    up.add_argument("--fix-disable-db-conn-mutex", action="store_true", help="remove customer's single-connection lock")
-    up.add_argument("--fix-route-worker-pool-size", metavar="N", type=int, help="frontend's route workers (default 3)")
-    up.set_defaults(func=cmd_up)
-
-    down = commands.add_parser("down", help="stop everything `up` started")
-    down.set_defaults(func=cmd_down)
-
-    status = commands.add_parser("status", help="show what is running")
-    status.set_defaults(func=cmd_status)
-
-    traces = commands.add_parser("traces", help="list recent traces")
-    traces.add_argument("--service", default="frontend")
-    traces.add_argument("--operation")
-    traces.add_argument("--min-duration", metavar="DURATION", help="e.g. 500ms or 1.5s")
-    traces.add_argument("--lookback", metavar="DURATION", default="1h", help="how far back to search (default 1h)")
-    traces.add_argument("--limit", type=int, default=20)
-    traces.add_argument("--json", action="store_true", help="print OTLP-style JSON summaries")
-    _url_option(traces)
-    traces.set_defaults(func=cmd_traces)
-
-    show = commands.add_parser("show", help="draw one trace as a waterfall")
-    show.add_argument("trace_id")
-    show.add_argument("--json", action="store_true", help="print the trace as OTLP JSON")
-    show.add_argument("--width", type=int, default=None)
-    _url_option(show)
-    show.set_defaults(func=cmd_show)
-
-    load = commands.add_parser("load", help="send many /dispatch requests and summarise latency")
-    load.add_argument("-n", "--requests", type=int, default=50)
-    load.add_argument("-c", "--concurrency", type=int, default=4)
-    load.add_argument("--frontend", metavar="URL", help="frontend URL (default: the running lab's)")
-    load.set_defaults(func=cmd_load)
+    _add_up(commands)
+    _add_down(commands)
+    _add_status(commands)
+    _add_traces(commands)
+    _add_show(commands)
+    _add_load(commands)
+    _add_backends(commands)
 
     from .quests.commands import register_commands
 
@@ -84,8 +125,125 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(commands, name: str, help: str, description: str, func, **kwargs) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=help, description=description, **kwargs)
+    command.set_defaults(func=func, prog=command.prog)
+    return command
+
+
+def _add_up(commands) -> None:
+    up = _command(commands, "up", "start the trace backend and the demo services",
+                  "Start a trace backend and the four demo services in the background, then "
+                  "print their URLs. Every option below can also be set by its environment "
+                  "twin (shown in its help); the option wins. What `up` started is recorded "
+                  "in .tracequest/lab.json, so every other command finds the lab, on whatever "
+                  "ports.",
+                  cmd_up, usage="%(prog)s [--backend NAME] [--collector-config NAME_OR_FILE] [KNOB ...]")
+    up.add_argument("--backend", default="embedded", choices=BACKENDS,
+                    help="embedded (the lab's small backend), jaeger (the real Jaeger binary), "
+                         "or collector (the Collector pipeline in front of Jaeger)")
+    up.add_argument("--collector-config", type=_collector_config, metavar="NAME_OR_FILE",
+                    help=f"what the collector backend loads: {', '.join(COLLECTOR_CONFIGS)} "
+                         "(from compose/collector/), or the path of your own YAML file "
+                         "(default: collector; only with --backend collector)")
+    groups = {
+        "port": up.add_argument_group("ports", "Move any lab port, e.g. when something "
+                                               "else already holds 8080 or 4317."),
+        "service": up.add_argument_group("the demo's knobs", "Fix flags, failures and simulated "
+                                                             "delays, passed to the services."),
+        "storage": up.add_argument_group("storage", "How much the embedded backend keeps; the "
+                                                    "oldest whole traces go first."),
+    }
+    for knob in up_knobs():
+        group = groups[_knob_role(knob)]
+        kind = {"nargs": "?", "const": "on"} if knob.kind == "bool" else {}
+        group.add_argument(knob.flag, dest=_dest(knob), type=_knob_type(knob), metavar=_metavar(knob),
+                           help=_knob_help(knob), **kind)
+
+
+def _add_down(commands) -> None:
+    _command(commands, "down", "stop everything `up` started",
+             "Stop the demo services (they flush their spans first), then the backend. Only "
+             "processes the lab itself started are signalled.", cmd_down)
+
+
+def _add_status(commands) -> None:
+    _command(commands, "status", "show what is running",
+             "Show each program of the lab: whether it runs and answers, its pid and URL. "
+             "Exit code 0 when everything is up, 1 otherwise.", cmd_status)
+
+
+def _add_traces(commands) -> None:
+    traces = _command(commands, "traces", "list recent traces",
+                      "List recent traces with a span of one service, newest first: trace id, "
+                      "start, duration, spans, errors and the root span.", cmd_traces)
+    traces.add_argument("--service", default="frontend", help="only traces with a span of this service")
+    traces.add_argument("--operation", help="only traces with a span of this name, e.g. 'GET /dispatch' "
+                                            "(default: any)")
+    traces.add_argument("--min-duration", metavar="DURATION", type=_duration,
+                        help="only traces at least this long, a Go duration such as 500ms or 1.5s "
+                             "(default: any)")
+    traces.add_argument("--lookback", metavar="DURATION", default="1h", type=_positive_duration,
+                        help="how far back to search, e.g. 15m, 1h30m or 2h")
+    traces.add_argument("--limit", metavar="N", type=_at_least_one, default=20,
+                        help="at most this many traces")
+    traces.add_argument("--json", action="store_true", help="print JSON summaries instead of a table")
+    _url_option(traces)
+
+
+def _add_show(commands) -> None:
+    show = _command(commands, "show", "draw one trace as a waterfall",
+                    "Draw one trace as a waterfall: each span indented under its parent, with "
+                    "its service, duration and a bar; * marks the critical path, ! an error.",
+                    cmd_show)
+    show.add_argument("trace_id", metavar="TRACE_ID", type=_trace_id,
+                      help="the trace's id, 1 to 32 hex digits (as `tracequest traces` lists it)")
+    show.add_argument("--json", action="store_true", help="print the trace as the backend sends it (OTLP JSON)")
+    show.add_argument("--width", metavar="COLUMNS", type=_at_least_one,
+                      help="width of the drawing (default: the terminal's width, at most 160)")
+    show.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                      help="colour the bars by service: auto means on a terminal and when "
+                           "NO_COLOR is not set")
+    _url_option(show)
+
+
+def _add_load(commands) -> None:
+    load = _command(commands, "load", "send many /dispatch requests and summarise latency",
+                    "Send /dispatch requests to the demo's frontend, a few at a time, and print "
+                    "their latency percentiles. Progress goes to stderr: a bar on a terminal, a "
+                    "plain line every tenth of the requests otherwise.", cmd_load)
+    load.add_argument("-n", "--requests", metavar="N", type=_at_least_one, default=50,
+                      help="how many requests to send")
+    load.add_argument("-c", "--concurrency", metavar="C", type=_at_least_one, default=4,
+                      help="how many requests are in flight at once")
+    load.add_argument("--frontend", metavar="URL", type=_http_url,
+                      help="frontend URL (default: the running lab's)")
+
+
+def _add_backends(commands) -> None:
+    backends = _command(commands, "backends", "build or inspect the real Jaeger the jaeger and "
+                                              "collector backends run",
+                        "The jaeger and collector backends run the real Jaeger v2 binary (which "
+                        "is also an OpenTelemetry Collector). It is compiled once from the Go "
+                        "module proxy and cached per user. Without an action, shows the status.",
+                        cmd_backends_status)
+    actions = backends.add_subparsers(metavar="ACTION")
+    build = _command(actions, "build", "build Jaeger once into the cache (a few minutes; needs Go)",
+                     "Compile the real Jaeger from the Go module proxy into the per-user cache, "
+                     "unless it is there already. Progress goes to stderr; the binary's path is "
+                     "printed on stdout.", cmd_backends_build)
+    build.add_argument("--rebuild", action="store_true",
+                       help="compile again even if a binary is cached")
+    _command(actions, "status", "which binaries are built, their versions and paths",
+             "Show each native backend program: its version, where it is (or the command that "
+             "builds it) and the image Docker runs instead. Exit code 1 when one is missing.",
+             cmd_backends_status)
+
+
 def _url_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="query API URL (default: the running lab's, or $TRACEQUEST_QUERY_URL)")
+    parser.add_argument("--url", type=_http_url,
+                        help="query API URL (default: the running lab's, else $TRACEQUEST_QUERY_URL, "
+                             "else http://127.0.0.1:16686)")
 
 
 def _query_url(args) -> str:
@@ -95,28 +253,201 @@ def _query_url(args) -> str:
     return lab.query_url if lab else default_url()
 
 
+# --- values checked before anything is sent ---------------------------------
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _duration(text: str) -> str:
+    """A Go duration, checked by the project's one parser and kept as typed (for messages)."""
+    try:
+        parse_go_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
+def _positive_duration(text: str) -> str:
+    if parse_go_duration(_duration(text)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is no time at all; give a duration above 0, e.g. 1h")
+    return text.strip()
+
+
+def _trace_id(text: str) -> str:
+    """1-32 hex digits, as Jaeger takes them; padded to the 32 a trace id has."""
+    if not _TRACE_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a trace id; a trace id is 1 to 32 hex digits (0-9, a-f), "
+            "e.g. 4bf92f3577b34da6a3ce929d0e0e4736")
+    return text.lower().rjust(32, "0")
+
+
+def _http_url(text: str) -> str:
+    if not re.match(r"https?://[^/\s]+", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL like http://127.0.0.1:16686")
+    return text.rstrip("/")
+
+
+def _collector_config(text: str) -> str:
+    if text in COLLECTOR_CONFIGS or Path(text).is_file():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither one of {', '.join(COLLECTOR_CONFIGS)} nor a YAML file that exists")
+
+
+# --- `up`'s options, from the knob table ------------------------------------
+
+def up_knobs() -> list[Knob]:
+    """The knobs `up` takes: every port, the services' fixes/failures/delays, the store's bound."""
+    port_fields = {f.name for f in fields(Ports)}
+    chosen = []
+    for knob in KNOBS:
+        if knob.group == "port" and _port_field(knob) in port_fields:
+            chosen.append(knob)
+        elif knob.group in ("fix", "failure", "delay") and DEMO_SERVICES & set(knob.readers):
+            chosen.append(knob)
+        elif knob.group == "storage" and knob.name in ("max-spans", "max-age"):
+            chosen.append(knob)
+    return chosen
+
+
+def _knob_role(knob: Knob) -> str:
+    return knob.group if knob.group in ("port", "storage") else "service"
+
+
+def _port_field(knob: Knob) -> str:
+    """Knob `otlp-grpc-port` is field `otlp_grpc` of Ports."""
+    return knob.name.removesuffix("-port").replace("-", "_")
+
+
+def _dest(knob: Knob) -> str:
+    return "knob_" + knob.name.replace("-", "_")
+
+
+def _metavar(knob: Knob) -> str:
+    return {"bool": "on|off", "duration": "DURATION", "port": "PORT", "rate": "RATE",
+            "url": "URL", "host": "HOST"}.get(knob.kind, "N")
+
+
+def _knob_type(knob: Knob):
+    def parse(text: str):
+        try:
+            value = knob.parse(text)
+        except KnobError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        _check_lab_value(knob, value)
+        return value
+    parse.__name__ = knob.kind  # argparse names the type in some messages
+    return parse
+
+
+def _check_lab_value(knob: Knob, value) -> None:
+    """What a service would accept but a lab cannot use: port 0 leaves the lab unable to find it."""
+    if knob.kind == "port" and value == 0:
+        raise argparse.ArgumentTypeError("the lab needs a fixed port, 1 to 65535, not 0")
+
+
+def _knob_help(knob: Knob) -> str:
+    default = "unset" if knob.default is None else knob.show(knob.default)
+    raw = os.environ.get(knob.env)
+    if raw:
+        return f"{knob.help} (default: {raw}, from ${knob.env}; without it {default})"
+    return f"{knob.help} (default: {default}; env {knob.env})"
+
+
+def _chosen_knobs(args) -> dict[Knob, object]:
+    """Knob values from the command line, else from their environment twins in the shell."""
+    try:
+        check_env_names(sorted(name for name in os.environ if name.startswith("TQ_")))
+    except KnobError as exc:
+        raise UsageError(f"in your environment: {exc}") from None
+    chosen = {}
+    for knob in up_knobs():
+        value = getattr(args, _dest(knob))
+        if value is None and os.environ.get(knob.env):
+            raw = os.environ[knob.env]
+            try:
+                value = knob.parse(raw)
+                _check_lab_value(knob, value)
+            except (KnobError, argparse.ArgumentTypeError) as exc:
+                raise UsageError(f"{knob.env}={raw!r} in your environment: {exc}") from None
+        if value is not None:
+            chosen[knob] = value
+    return chosen
+
+
+def lab_settings(args) -> LabSettings:
+    """The settings `up` asked for: options first, then environment twins, then defaults."""
+    chosen = _chosen_knobs(args)
+    given = {knob.name: value for knob, value in chosen.items()}
+    backend = args.backend
+    if args.collector_config and backend != "collector":
+        raise UsageError("--collector-config applies to --backend collector only")
+    storage = [k.flag for k in up_knobs() if k.group == "storage" and getattr(args, _dest(k)) is not None]
+    if storage and backend != "embedded":
+        raise UsageError(f"{storage[0]} applies to the embedded backend only; "
+                         f"the {backend} backend keeps its own limits")
+    ports = Ports(**{_port_field(k): v for k, v in chosen.items() if k.group == "port"})
+    env = {k.env: k.show(v) for k, v in chosen.items() if _knob_role(k) == "service"}
+    embedded = backend == "embedded"
+    return LabSettings(backend=backend, collector_config=args.collector_config or "collector",
+                       ports=ports, service_env=env,
+                       max_spans=given.get("max-spans") if embedded else None,
+                       max_age_s=given.get("max-age") if embedded else None)
+
+
+def _check_distinct_ports(lab: Lab) -> None:
+    """Two programs on one port cannot both start; say which options collide."""
+    seen: dict[int, str] = {}
+    for role, port in lab.used_ports().items():
+        if port in seen:
+            flags = [f"--{name.replace('_', '-')}-port" for name, value in lab.ports.as_dict().items()
+                     if value == port]
+            raise UsageError(f"port {port} is set for both {seen[port]} and {role} "
+                             f"({' and '.join(flags)}); each lab port needs its own number")
+        seen[port] = role
+
+
+def _conflicts(running: LabSettings, wanted: LabSettings) -> list[str]:
+    """Options asked for now that the running lab was started without."""
+    default = LabSettings()
+    found = [f"--{name.replace('_', '-')}" for name in ("backend", "collector_config")
+             if getattr(wanted, name) != getattr(default, name)
+             and getattr(wanted, name) != getattr(running, name)]
+    found += [f"--{name.replace('_', '-')}-port" for name, port in wanted.ports.as_dict().items()
+              if port != getattr(default.ports, name) and port != getattr(running.ports, name)]
+    found += [f"{name}={value}" for name, value in wanted.service_env.items()
+              if running.service_env.get(name) != value]
+    found += [f"--{flag}" for flag, name in (("max-spans", "max_spans"), ("max-age", "max_age_s"))
+              if getattr(wanted, name) is not None and getattr(wanted, name) != getattr(running, name)]
+    return found
+
+
 # --- lab --------------------------------------------------------------------
 
 def cmd_up(args) -> int:
-    env = {}
-    if args.fix_db_query_delay:
-        env["TQ_FIX_DB_QUERY_DELAY"] = args.fix_db_query_delay
-    if args.fix_disable_db_conn_mutex:
-        env["TQ_FIX_DISABLE_DB_CONN_MUTEX"] = "1"
-    if args.fix_route_worker_pool_size is not None:
-        env["TQ_FIX_ROUTE_WORKER_POOL_SIZE"] = str(args.fix_route_worker_pool_size)
+    settings = lab_settings(args)
+    lab = Lab(settings, home=find_home())
+    _check_distinct_ports(lab)
     running = Lab.from_state()
     if running and running.is_up():
-        if env and env != running.service_env:
-            raise LabError("the lab is already running with other settings; run `tracequest down` first.")
+        conflicts = _conflicts(running.settings, settings)
+        if conflicts:
+            raise LabError(f"the lab is already running with other settings (asked now: "
+                           f"{'; '.join(conflicts)}); run `tracequest down` first.")
         print("The lab is already running.")
         _print_urls(running)
         return 0
-    if args.backend != "embedded":
+    if settings.backend != "embedded":
         _ensure_jaeger()
-    lab = Lab(home=find_home(), backend=args.backend, service_env=env,
-              collector_config=args.collector_config)
-    print(f"Starting the lab ({args.backend} backend)...")
+    print(f"Starting the lab ({settings.backend} backend)...")
     lab.up()
     print("The lab is up.")
     _print_urls(lab)
@@ -141,10 +472,11 @@ def _ensure_jaeger() -> None:
 
 
 def _print_urls(lab: Lab) -> None:
+    ports = lab.settings.ports
     print(f"  demo frontend   {lab.frontend_url}/")
     print(f"  traces (web)    {lab.query_url}/")
     print(f"  query API       {lab.query_url}/api/v3/services")
-    print(f"  OTLP receivers  gRPC 127.0.0.1:{lab.ports.otlp_grpc}, HTTP 127.0.0.1:{lab.ports.otlp_http}")
+    print(f"  OTLP receivers  gRPC 127.0.0.1:{ports.otlp_grpc}, HTTP 127.0.0.1:{ports.otlp_http}")
     print(f"  logs            {lab.log_dir}/")
 
 
@@ -175,14 +507,49 @@ def cmd_status(args) -> int:
     return 0 if healthy else 1
 
 
+# --- backends ---------------------------------------------------------------
+
+def cmd_backends_build(args) -> int:
+    from .binaries import JAEGER_VERSION, JaegerBuildError, build_jaeger, ensure_jaeger, find_jaeger
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        if args.rebuild:
+            path = build_jaeger(log=log)
+        else:
+            if find_jaeger() is not None:
+                log(f"Jaeger {JAEGER_VERSION} is already built; `--rebuild` compiles it again.")
+            path = ensure_jaeger(log=log)
+    except JaegerBuildError as exc:
+        raise LabError(str(exc)) from None
+    print(path)
+    return 0
+
+
+def cmd_backends_status(args) -> int:
+    from .binaries import cache_dir, jaeger_missing_reason, status, status_line
+
+    entries = list(status().values())
+    print(f"Native backend programs (cache: {cache_dir()}):")
+    for entry in entries:
+        print(f"  {status_line(entry)}")
+        detail = f"{entry['note']}; " if entry["path"] else ""
+        print(f"  {'':<10} {detail}in Docker: {entry['image']}")
+    if any(not entry["path"] for entry in entries):
+        print(jaeger_missing_reason())
+        return 1
+    return 0
+
+
 # --- traces -----------------------------------------------------------------
 
 def cmd_traces(args) -> int:
     client = QueryClient(_query_url(args))
-    min_ms = _duration_ms(args.min_duration, "--min-duration") if args.min_duration else None
-    lookback_s = _duration_ms(args.lookback, "--lookback") / 1000
+    min_ms = parse_go_duration(args.min_duration) / 1e6 if args.min_duration else None
     traces = client.find_traces(args.service, operation=args.operation, min_duration_ms=min_ms,
-                                lookback_s=lookback_s, limit=args.limit)
+                                lookback_s=parse_go_duration(args.lookback) / 1e9, limit=args.limit)
     if args.json:
         print(json.dumps([_summary(t) for t in traces], indent=2))
         return 0
@@ -212,14 +579,7 @@ def _summary(trace) -> dict:
 
 def _frontend_hint() -> str:
     lab = Lab.from_state()
-    return lab.frontend_url if lab else "http://127.0.0.1:8080"
-
-
-def _duration_ms(text: str, option: str) -> float:
-    try:
-        return parse_go_duration(text) / 1e6
-    except ValueError as exc:
-        raise LabError(f"{option}: {exc}") from None
+    return lab.frontend_url if lab else f"http://127.0.0.1:{Ports().frontend}"
 
 
 def cmd_show(args) -> int:
@@ -232,20 +592,26 @@ def cmd_show(args) -> int:
         print(json.dumps(client.trace_json(args.trace_id), indent=2))
         return 0
     width = args.width or min(160, shutil.get_terminal_size((120, 40)).columns)
-    print(trace.waterfall(width=width, color=sys.stdout.isatty()))
+    print(trace.waterfall(width=width, color=use_color(args.color)))
     return 0
 
 
+def use_color(choice: str = "auto", stream=None) -> bool:
+    """Colour on a terminal unless NO_COLOR is set (https://no-color.org); always/never decide."""
+    if choice != "auto":
+        return choice == "always"
+    stream = stream or sys.stdout
+    return bool(stream.isatty()) and not os.environ.get("NO_COLOR")
+
+
 def cmd_load(args) -> int:
-    if args.requests < 1 or args.concurrency < 1:
-        raise LabError("--requests and --concurrency must be at least 1")
     url = args.frontend
     if not url:
         lab = Lab.from_state()
         if lab is None:
             raise LabError("the lab is not running; start it with `make up` or pass --frontend URL.")
         url = lab.frontend_url
-    print(f"Sending {args.requests} requests to {url}/dispatch, {args.concurrency} at a time")
+    print(f"Sending {args.requests} requests to {url}/dispatch, {args.concurrency} at a time", flush=True)
     result = run_load(url, args.requests, args.concurrency)
     print(result.summary())
     return 0 if not result.errors else 1

@@ -6,7 +6,6 @@ embedded backend, a native Jaeger, or Jaeger in Docker.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -17,6 +16,8 @@ from .otlp import OTLPError, decode_json, spans_from_request
 from .timefmt import format_go_duration, format_rfc3339, now_ns
 
 DEFAULT_URL = "http://127.0.0.1:16686"
+#: With ``attributes``, how many of the newest matching traces find_traces reads to filter.
+ATTRIBUTE_SCAN = 200
 
 
 class QueryError(RuntimeError):
@@ -92,15 +93,24 @@ class QueryClient:
         max_duration_ms: float | None = None,
         attributes: dict | None = None,
         limit: int = 20,
+        scan: int = ATTRIBUTE_SCAN,
     ) -> list[Trace]:
-        """Traces with a span of ``service`` matching every filter; newest first."""
+        """Traces with a span of ``service`` matching every filter; newest first.
+
+        Jaeger's HTTP API has no attribute search (2.13 ignores
+        ``query.attributes`` and returns everything), so ``attributes`` are
+        matched here: the newest ``scan`` traces matching the other filters are
+        read, and those with one span of ``service`` that meets every filter and
+        carries every attribute (its own or its resource's, compared as text)
+        are kept.
+        """
         end_ns = end_ns if end_ns is not None else now_ns() + 1_000_000_000
         start_ns = start_ns if start_ns is not None else end_ns - int(lookback_s * 1e9)
         params = {
             "query.service_name": service,
             "query.start_time_min": format_rfc3339(start_ns),
             "query.start_time_max": format_rfc3339(end_ns),
-            "query.num_traces": str(limit),
+            "query.num_traces": str(max(limit, scan) if attributes else limit),
         }
         if operation:
             params["query.operation_name"] = operation
@@ -108,12 +118,17 @@ class QueryClient:
             params["query.duration_min"] = format_go_duration(int(min_duration_ms * 1e6))
         if max_duration_ms is not None:
             params["query.duration_max"] = format_go_duration(int(max_duration_ms * 1e6))
-        if attributes:
-            params["query.attributes"] = json.dumps({k: str(v) for k, v in attributes.items()})
         response = self._get("/api/v3/traces", params)
         if response.status_code == 404:
             return []
         traces = self._traces(self._check(response))
+        if attributes:
+            def matches(span) -> bool:
+                return (span.service == service and (not operation or span.name == operation)
+                        and (min_duration_ms is None or span.duration_ms >= min_duration_ms)
+                        and (max_duration_ms is None or span.duration_ms <= max_duration_ms)
+                        and has_attributes(span, attributes))
+            traces = [t for t in traces if any(matches(s) for s in t)]
         return traces[:limit]
 
     def trace_json(self, trace_id: str) -> dict:
@@ -170,3 +185,18 @@ class QueryClient:
             return self._get("/api/v3/services").status_code == 200
         except BackendUnavailable:
             return False
+
+
+def has_attributes(span, wanted: dict) -> bool:
+    """Every wanted attribute on the span or its resource, compared as text (as Jaeger compares tags)."""
+    for key, value in wanted.items():
+        found = span.attributes.get(key, span.resource.get(key))
+        if found is None or _as_text(found) != _as_text(value):
+            return False
+    return True
+
+
+def _as_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

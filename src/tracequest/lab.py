@@ -10,20 +10,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import requests
-
+from . import procs
+from .paths import RepoNotFound, compose_file
 from .ports import HOST, Ports, check_free
+from .timefmt import format_go_duration
 
 SERVICES = ("customer", "driver", "route", "frontend")  # downstream first
 BACKENDS = ("embedded", "jaeger", "collector")
 COLLECTOR_CONFIGS = ("collector", "tail-sampling", "pii")
-COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 STATE_FILE = "lab.json"
 HOME_DIR = ".tracequest"
 
@@ -43,6 +43,73 @@ class Process:
     # A collector's OTLP/HTTP port answers GET with 405: any answer means ready.
     any_answer_is_healthy: bool = False
 
+    @property
+    def is_service(self) -> bool:
+        return self.name in SERVICES
+
+    def is_healthy(self) -> bool:
+        return procs.answers_http(self.health_url, any_status=self.any_answer_is_healthy)
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """Everything that decides what a lab runs; written to lab.json and read back whole.
+
+    Change one with ``dataclasses.replace(settings, backend="jaeger")``.
+    """
+
+    backend: str = "embedded"
+    collector_config: str = "collector"
+    ports: Ports = field(default_factory=Ports)
+    services: tuple[str, ...] = SERVICES
+    # Knob values for the services, by environment twin (TQ_FIX_DB_QUERY_DELAY=5ms).
+    service_env: Mapping[str, str] = field(default_factory=dict)
+    # Settings for the backend programs, e.g. TQ_TAIL_DECISION_WAIT for a collector.
+    backend_env: Mapping[str, str] = field(default_factory=dict)
+    # The embedded backend's retention bound; None leaves its own default.
+    max_spans: int | None = None
+    max_age_s: float | None = None
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise LabError(f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
+        if self.collector_config not in COLLECTOR_CONFIGS and not Path(self.collector_config).is_file():
+            raise LabError(f"unknown collector config {self.collector_config!r}; choose one of: "
+                           f"{', '.join(COLLECTOR_CONFIGS)}, or give the path of a YAML file")
+        unknown = set(self.services) - set(SERVICES)
+        if unknown:
+            raise LabError(f"unknown service(s) {sorted(unknown)}; the demo has {', '.join(SERVICES)}")
+        _check_knob_names(self.service_env)
+        # Keep the start order (downstream first) whatever order was given.
+        object.__setattr__(self, "services", tuple(s for s in SERVICES if s in self.services))
+        object.__setattr__(self, "collector_config", str(self.collector_config))
+        object.__setattr__(self, "service_env", dict(self.service_env))
+        object.__setattr__(self, "backend_env", dict(self.backend_env))
+
+    def as_state(self) -> dict:
+        state = asdict(self)
+        state["services"] = list(self.services)
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping) -> LabSettings:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in state.items() if k in known}
+        port_names = {f.name for f in fields(Ports)}
+        values["ports"] = Ports(**{k: v for k, v in (state.get("ports") or {}).items() if k in port_names})
+        values["services"] = tuple(values.get("services", SERVICES))
+        return cls(**values)
+
+
+def _check_knob_names(env: Mapping[str, str]) -> None:
+    """A misspelt TQ_* name would be ignored by the services: refuse it here, naming the nearest."""
+    from services.common.knobs import KnobError, check_env_names
+
+    try:
+        check_env_names(env)
+    except KnobError as exc:
+        raise LabError(str(exc)) from None
+
 
 def find_home(start: Path | None = None) -> Path:
     """The lab's state folder: $TRACEQUEST_HOME, or the nearest .tracequest upwards.
@@ -55,35 +122,45 @@ def find_home(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / HOME_DIR / STATE_FILE).exists():
             return folder / HOME_DIR
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").exists() and (folder / "services").is_dir():
-            return folder / HOME_DIR
+    from .paths import find_repo_root
+
+    root = find_repo_root(here)
+    if root is not None and root in (here, *here.parents):
+        return root / HOME_DIR
     return here / HOME_DIR
 
 
 class Lab:
     """The lab in one folder: its processes, ports, logs and spans."""
 
-    def __init__(self, home: Path | str | None = None, ports: Ports | None = None,
-                 backend: str = "embedded", service_env: dict | None = None,
-                 services: tuple[str, ...] = SERVICES, collector_config: str = "collector",
-                 backend_env: dict | None = None):
-        if backend not in BACKENDS:
-            raise LabError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-        if collector_config not in COLLECTOR_CONFIGS and not Path(collector_config).is_file():
-            raise LabError(f"unknown collector config {collector_config!r}; choose one of: "
-                           f"{', '.join(COLLECTOR_CONFIGS)}, or give the path of a YAML file")
-        self.collector_config = str(collector_config)
-        # Settings for the backend programs, e.g. TQ_TAIL_DECISION_WAIT for a collector.
-        self.backend_env = dict(backend_env or {})
+    def __init__(self, settings: LabSettings | None = None, home: Path | str | None = None):
+        self.settings = settings or LabSettings()
         self.home = Path(home) if home else find_home()
-        self.ports = ports or Ports()
-        self.backend = backend
-        self.service_env = dict(service_env or {})
-        unknown = set(services) - set(SERVICES)
-        if unknown:
-            raise LabError(f"unknown service(s) {sorted(unknown)}; the demo has {', '.join(SERVICES)}")
-        self.services = tuple(s for s in SERVICES if s in services)
+
+    def __repr__(self) -> str:
+        return f"<Lab {self.backend} at {self.home}>"
+
+    # --- the settings, by name ------------------------------------------------
+
+    @property
+    def ports(self) -> Ports:
+        return self.settings.ports
+
+    @property
+    def backend(self) -> str:
+        return self.settings.backend
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return self.settings.services
+
+    @property
+    def service_env(self) -> dict:
+        return dict(self.settings.service_env)
+
+    @property
+    def collector_config(self) -> str:
+        return self.settings.collector_config
 
     # --- where things are ---------------------------------------------------
 
@@ -106,17 +183,19 @@ class Lab:
     def frontend_url(self) -> str:
         return self.url("frontend")
 
+    @property
+    def otlp_grpc_endpoint(self) -> str:
+        return self.url("otlp_grpc")
+
     @classmethod
     def from_state(cls, home: Path | str | None = None) -> Lab | None:
         """The lab recorded in a home folder, or None if none was started there."""
         home = Path(home) if home else find_home()
         try:
             state = json.loads((home / STATE_FILE).read_text())
-        except (OSError, ValueError):
+            return cls(LabSettings.from_state(state.get("settings") or {}), home)
+        except (OSError, ValueError, TypeError, AttributeError, LabError):
             return None
-        return cls(home, Ports(**state["ports"]), state.get("backend", "embedded"),
-                   state.get("service_env", {}), tuple(state.get("services", SERVICES)),
-                   state.get("collector_config", "collector"), state.get("backend_env", {}))
 
     # --- the programs -------------------------------------------------------
 
@@ -139,52 +218,52 @@ class Lab:
         if self.backend == "embedded":
             return [self._embedded_process()]
         if self.backend == "jaeger":
-            return [self._jaeger_process(self.ports.otlp_grpc, self.ports.otlp_http)]
-        return [self._jaeger_process(self.ports.jaeger_otlp_grpc, self.ports.jaeger_otlp_http),
-                self._collector_process()]
+            return [self._jaeger_process()]
+        return [self._jaeger_process(), self._collector_process()]
 
     def _embedded_process(self) -> Process:
-        p = self.ports
+        p, s = self.ports, self.settings
         argv = [sys.executable, "-m", "tracequest.backend", "--db", str(self.home / "spans.db"),
                 "--grpc-port", str(p.otlp_grpc), "--http-port", str(p.otlp_http),
                 "--query-port", str(p.query)]
+        if s.max_spans is not None:
+            argv += ["--max-spans", str(s.max_spans)]
+        if s.max_age_s is not None:
+            argv += ["--max-age", format_go_duration(round(s.max_age_s * 1e9))]
         return Process("backend", argv, f"{self.query_url}/api/v3/services")
 
-    def _jaeger_process(self, otlp_grpc: int, otlp_http: int) -> Process:
+    def _jaeger_process(self) -> Process:
         """Real Jaeger with the config compose/ mounts, its listeners moved to our ports."""
-        p = self.ports
-        env = {"TQ_JAEGER_HOST": HOST, "TQ_JAEGER_OTLP_GRPC_PORT": str(otlp_grpc),
-               "TQ_JAEGER_OTLP_HTTP_PORT": str(otlp_http), "TQ_JAEGER_QUERY_HTTP_PORT": str(p.query),
-               "TQ_JAEGER_QUERY_GRPC_PORT": str(p.jaeger_query_grpc),
-               "TQ_JAEGER_METRICS_PORT": str(p.jaeger_metrics)}
+        from .binaries import jaeger_env
+
+        env = jaeger_env(self.ports, behind_collector=self.backend == "collector")
         argv = [str(_jaeger_binary()), "--config", str(_compose_file("jaeger", "config.yaml"))]
         return Process("jaeger", argv, f"{self.query_url}/api/v3/services", env)
 
     def _collector_process(self) -> Process:
         """The collector pipeline from compose/collector/, run by the same binary."""
-        p = self.ports
-        env = {"TQ_COLLECTOR_HOST": HOST, "TQ_COLLECTOR_OTLP_GRPC_PORT": str(p.otlp_grpc),
-               "TQ_COLLECTOR_OTLP_HTTP_PORT": str(p.otlp_http),
-               "TQ_COLLECTOR_METRICS_PORT": str(p.collector_metrics),
-               "TQ_JAEGER_OTLP_ENDPOINT": f"{HOST}:{p.jaeger_otlp_grpc}"}
+        from .binaries import collector_env
+
         if self.collector_config in COLLECTOR_CONFIGS:
             config = _compose_file("collector", f"{self.collector_config}.yaml")
         else:  # a learner's own file, e.g. a quest's collector.yaml
             config = Path(self.collector_config).resolve()
         argv = [str(_jaeger_binary()), "--config", str(config)]
-        return Process("collector", argv, f"{self.url('otlp_http')}/v1/traces", env,
-                       any_answer_is_healthy=True)
+        return Process("collector", argv, f"{self.url('otlp_http')}/v1/traces",
+                       collector_env(self.ports), any_answer_is_healthy=True)
 
     def _service_process(self, name: str) -> Process:
         argv = [_instrument_command(), sys.executable, "-m", f"services.{name}"]
         return Process(name, argv, f"{self.url(name)}/health", self._service_env(name))
 
     def _service_env(self, name: str) -> dict:
-        p = self.ports
+        """A service's environment: where to export, and its knobs by their environment twins."""
+        from services.common.knobs import knob
+
         env = {
             "OTEL_SERVICE_NAME": name,
             "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{p.otlp_grpc}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_grpc_endpoint,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none",
@@ -192,31 +271,36 @@ class Lab:
             # Export every 200 ms so a learner's trace is queryable almost at once.
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "PYTHONUNBUFFERED": "1",
-            "TQ_CUSTOMER_URL": self.url("customer"),
-            "TQ_DRIVER_URL": self.url("driver"),
-            "TQ_ROUTE_URL": self.url("route"),
         }
         for service in SERVICES:
-            env[f"TQ_{service.upper()}_PORT"] = str(getattr(p, service))
-        env.update(self.service_env)
+            env[knob(f"{service}-port").env] = str(getattr(self.ports, service))
+            if service != "frontend":
+                env[knob(f"{service}-url").env] = self.url(service)
+        env.update(self.settings.service_env)
         return env
+
+    def _environment(self, proc: Process) -> dict:
+        """What a program runs with: backends do not inherit a learner's OTEL_* settings."""
+        if proc.is_service:
+            return procs.environment(proc.env)
+        return procs.environment({**proc.env, **self.settings.backend_env}, scrub=True)
 
     # --- up, down, status ---------------------------------------------------
 
     def status(self) -> dict[str, dict]:
         """Per process: pid, whether it runs, whether it answers its health check."""
-        pids = self._recorded_pids()
+        children = self._recorded_children()
         report = {}
         for proc in self.processes():
-            pid = pids.get(proc.name)
-            alive = pid is not None and _alive(pid)
-            report[proc.name] = {"pid": pid, "running": alive,
-                                 "healthy": alive and _healthy(proc),
+            child = children.get(proc.name)
+            alive = child is not None and child.is_running()
+            report[proc.name] = {"pid": child.pid if child else None, "running": alive,
+                                 "healthy": alive and proc.is_healthy(),
                                  "url": self._display_url(proc)}
         return report
 
     def _display_url(self, proc: Process) -> str:
-        if proc.name in SERVICES:
+        if proc.is_service:
             return self.url(proc.name)
         if proc.name == "collector":
             return f"OTLP 127.0.0.1:{self.ports.otlp_grpc} (gRPC), 127.0.0.1:{self.ports.otlp_http} (HTTP)"
@@ -234,85 +318,96 @@ class Lab:
             self.down(log=lambda *_: None)
         check_free(self.used_ports())
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        pids: dict[str, int] = {}
+        children: dict[str, procs.Child] = {}
         try:
             for proc in self.processes():
-                pids[proc.name] = self._spawn(proc)
-                self._write_state(pids)
-                self._wait_healthy(proc, pids[proc.name], timeout)
+                child = procs.start(proc.name, proc.argv, self.log_dir / f"{proc.name}.log",
+                                    env=self._environment(proc))
+                children[proc.name] = child
+                self._write_state(children)
+                self._wait_healthy(proc, child, timeout)
         except BaseException:
             self.down(log=lambda *_: None)
             raise
         return True
 
+    def stop_services(self, timeout: float = 10.0, log=print) -> list[str]:
+        """Stop only the demo services (they flush their spans); the backend keeps running."""
+        children = self._recorded_children(log)
+        return self._stop([children[n] for n in reversed(SERVICES) if n in children], timeout, log)
+
     def down(self, timeout: float = 10.0, log=print) -> list[str]:
-        """Stop services first (they flush spans to the backend), then the backend."""
-        pids = self._recorded_pids()
-        stopped = []
-        services = [n for n in reversed(SERVICES) if n in pids]
-        backends = [n for n in reversed(list(pids)) if n not in SERVICES]  # collector before Jaeger
-        for group in (services, *([n] for n in backends)):
-            for name in group:
-                _signal(pids[name], signal.SIGTERM)
-            for name in group:
-                if _wait_exit(pids[name], timeout):
-                    stopped.append(name)
-                else:
-                    _signal(pids[name], signal.SIGKILL)
-                    _wait_exit(pids[name], 2)
-                    log(f"{name} did not stop within {timeout:.0f}s; killed it.")
-                    stopped.append(name)
+        """Stop services first (they flush spans to the backend), then the backends, newest first."""
+        children = self._recorded_children(log)
+        services = [children[n] for n in reversed(SERVICES) if n in children]
+        stopped = self._stop(services, timeout, log)
+        for name in reversed(list(children)):  # the collector before Jaeger
+            if name not in SERVICES:
+                stopped += self._stop([children[name]], timeout, log)
         self.state_path.unlink(missing_ok=True)
         return stopped
 
+    def _stop(self, group: list[procs.Child], timeout: float, log) -> list[str]:
+        """SIGTERM a group together, then wait for each; kill what does not stop in time."""
+        running = [c for c in group if c.is_running()]
+        for child in running:
+            child.terminate()
+        for child in running:
+            if not child.wait_stopped(timeout):
+                log(f"{child.name} did not stop within {timeout:.0f}s; killed it.")
+        return [c.name for c in running]
+
     # --- helpers ------------------------------------------------------------
 
-    def _spawn(self, proc: Process) -> int:
-        log_file = open(self.log_dir / f"{proc.name}.log", "w")
-        env = {**os.environ, **proc.env}
-        # Backends must not inherit a learner's OTEL_* settings meant for services.
-        if proc.name not in SERVICES:
-            env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
-            env.update(self.backend_env)
-        child = _popen(proc.argv, env, log_file)
-        log_file.close()
-        return child.pid
-
-    def _wait_healthy(self, proc: Process, pid: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                raise LabError(f"{proc.name} exited during start-up.\n{self._log_tail(proc.name)}")
-            if _healthy(proc):
-                return
-            time.sleep(0.1)
-        raise LabError(f"{proc.name} did not answer {proc.health_url} within {timeout:.0f}s.\n"
-                       f"{self._log_tail(proc.name)}")
-
-    def _log_tail(self, name: str, lines: int = 15) -> str:
-        path = self.log_dir / f"{name}.log"
+    def _wait_healthy(self, proc: Process, child: procs.Child, timeout: float) -> None:
         try:
-            tail = path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            return f"(no log at {path})"
-        return f"Last lines of {path}:\n" + "\n".join("  " + line for line in tail)
+            ready = child.wait_ready(proc.is_healthy, timeout)
+        except procs.ProcessExited:
+            raise LabError(f"{proc.name} exited during start-up.\n{self._log_tail(child)}") from None
+        if not ready:
+            raise LabError(f"{proc.name} did not answer {proc.health_url} within {timeout:.0f}s.\n"
+                           f"{self._log_tail(child)}")
 
-    def _write_state(self, pids: dict[str, int]) -> None:
-        state = {"backend": self.backend, "collector_config": self.collector_config,
-                 "backend_env": self.backend_env,
-                 "ports": self.ports.as_dict(), "processes": pids,
-                 "service_env": self.service_env, "services": list(self.services),
+    def _log_tail(self, child: procs.Child) -> str:
+        lines = child.tail()
+        if not lines:
+            return f"(no output in {child.log_path})"
+        return f"Last lines of {child.log_path}:\n" + "\n".join("  " + line for line in lines)
+
+    def _write_state(self, children: dict[str, procs.Child]) -> None:
+        state = {"settings": self.settings.as_state(),
+                 "processes": {name: c.ident.as_state() for name, c in children.items()},
                  "started_at": time.time()}
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.state_path)
 
-    def _recorded_pids(self) -> dict[str, int]:
+    def _recorded_children(self, log=lambda *_: None) -> dict[str, procs.Child]:
+        """The programs lab.json names that are still the very processes the lab started.
+
+        A pid whose process has another start time was reused by the system for
+        another program (after a reboot, say): it is left alone, and said so.
+        """
         try:
-            return json.loads(self.state_path.read_text()).get("processes", {})
-        except (OSError, ValueError):
+            recorded = json.loads(self.state_path.read_text()).get("processes", {})
+        except (OSError, ValueError, AttributeError):
             return {}
+        children = {}
+        for name, value in recorded.items():
+            ident = procs.ProcessId.from_state(value)
+            if ident is None:
+                log(f"{name}: lab.json records no start time for it, so it cannot be told from "
+                    f"another program; left it alone (pid {value!r}).")
+                continue
+            if ident.is_running():
+                children[name] = procs.Child(name, ident, self.log_dir / f"{name}.log")
+                continue
+            stranger = procs.ProcessId.of(ident.pid)
+            if stranger is not None:
+                log(f"{name} had already stopped; pid {ident.pid} now belongs to another program, "
+                    f"{stranger.describe()}, started after the lab: left it alone.")
+        return children
 
 
 def _instrument_command() -> str:
@@ -326,61 +421,6 @@ def _instrument_command() -> str:
     return found
 
 
-def _popen(argv: list[str], env: dict, log_file):
-    import subprocess
-
-    # A new session: the lab outlives the shell command that started it.
-    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        # Our own children linger as zombies until reaped; they are not alive.
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _alive(pid)
-
-
-def _healthy(proc: Process) -> bool:
-    try:
-        status = requests.get(proc.health_url, timeout=1).status_code
-    except requests.RequestException:
-        return False
-    return status == 200 or (proc.any_answer_is_healthy and status < 500)
-
-
 def _jaeger_binary() -> Path:
     from .binaries import find_jaeger, jaeger_missing_reason
 
@@ -392,8 +432,7 @@ def _jaeger_binary() -> Path:
 
 
 def _compose_file(*parts: str) -> Path:
-    path = COMPOSE_DIR.joinpath(*parts)
-    if not path.exists():
-        raise LabError(f"{path} is missing: the real backends read their configs from the "
-                       "repository's compose/ folder; run the lab from a clone of the repository.")
-    return path
+    try:
+        return compose_file(*parts)
+    except RepoNotFound as exc:
+        raise LabError(str(exc)) from None

@@ -7,6 +7,7 @@ the lab ships its own instead of asking learners to install one.
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 import sys
 import threading
@@ -59,8 +60,13 @@ def percentile(values: list[float], p: float) -> float:
 
 def run_load(frontend_url: str, requests_count: int = 50, concurrency: int = 4,
              customers=CUSTOMERS, timeout: float = 30.0, progress=sys.stderr) -> LoadResult:
-    """Send /dispatch requests; a progress bar goes to ``progress`` (None for quiet)."""
+    """Send /dispatch requests; progress goes to ``progress`` (None for quiet).
+
+    On a terminal progress is a bar redrawn in place; in a pipe or a CI log,
+    where a carriage return is garbage, it is a plain line every tenth.
+    """
     result = LoadResult()
+    draw = ProgressReport(progress, requests_count)
     lock = threading.Lock()
     ids = itertools.cycle(customers)
     session = requests.Session()
@@ -83,15 +89,14 @@ def run_load(frontend_url: str, requests_count: int = 50, concurrency: int = 4,
                 trace_id = _trace_id(response)
                 if trace_id:
                     result.trace_ids.append(trace_id)
-            _draw(progress, result.count, requests_count)
+            draw(result.count)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for _ in pool.map(one, [next(ids) for _ in range(requests_count)]):
             pass
     result.elapsed_s = time.perf_counter() - started
-    if progress is not None:
-        progress.write("\n")
+    draw.finish()
     return result
 
 
@@ -101,9 +106,34 @@ def _trace_id(response) -> str | None:
     return parts[1] if len(parts) == 4 else None
 
 
-def _draw(stream, done: int, total: int, width: int = 30) -> None:
-    if stream is None:
-        return
-    filled = int(width * done / max(total, 1))
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    stream.flush()
+class ProgressReport:
+    """Called with the number of requests done after each one; ``finish()`` at the end."""
+
+    def __init__(self, stream, total: int, width: int = 30):
+        self.stream, self.total, self.width = stream, total, width
+        self.live = stream is not None and _is_terminal(stream)
+        self.step = max(1, math.ceil(total / 10))  # plain lines: one per tenth
+
+    def __call__(self, done: int) -> None:
+        if self.stream is None:
+            return
+        if self.live:
+            filled = int(self.width * done / max(self.total, 1))
+            self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total}")
+        elif done % self.step == 0 or done == self.total:
+            self.stream.write(f"{done}/{self.total} requests done\n")
+        else:
+            return
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or already closed
+        return False

@@ -18,11 +18,16 @@ from pathlib import Path
 
 import requests
 
-from .client import DEFAULT_URL, QueryClient, TraceNotFound
-from .lab import SERVICES, Lab, find_home
+from services.common.knobs import knob
+
+from .client import QueryClient, TraceNotFound, default_url
+from .lab import SERVICES, Lab, LabSettings, find_home
 from .load import run_load
 from .model import Trace
+from .paths import repo_root  # noqa: F401  (the notebooks import it from here)
 from .ports import HOST, Ports
+from .procs import until
+from .sdk import tracer_provider  # noqa: F401  (the notebooks import it from here)
 
 
 class LabNotRunning(RuntimeError):
@@ -103,20 +108,16 @@ def complete_trace(client: QueryClient, trace_id: str, complete: bool = True,
     span count has stopped growing for ``settle`` seconds.
     """
     deadline = time.monotonic() + timeout
-    while True:
+    found = None
+
+    def whole() -> bool:
+        nonlocal found
         left = max(1.0, deadline - time.monotonic())
         found = client.wait_for_trace(trace_id, timeout=left, settle=settle)
-        if not complete or (found.roots and not found.orphans) or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.2)
+        return not complete or bool(found.roots and not found.orphans)
 
-
-def repo_root() -> Path:
-    """The repository folder (the one holding compose/ and services/)."""
-    for folder in (Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents):
-        if (folder / "compose").is_dir() and (folder / "services").is_dir():
-            return folder
-    raise FileNotFoundError("cannot find the Trace Quest repository (a folder with compose/ and services/)")
+    until(whole, timeout, interval=0.2)
+    return found
 
 
 def connect(home: str | Path | None = None) -> LabHandle:
@@ -124,7 +125,7 @@ def connect(home: str | Path | None = None) -> LabHandle:
 
     Without a lab started by ``make up``, a backend at ``$TRACEQUEST_QUERY_URL``
     (default http://127.0.0.1:16686) and a frontend at ``$TRACEQUEST_FRONTEND_URL``
-    (default http://127.0.0.1:8080) do too: that is the Docker set-up.
+    (the frontend port's default) do too: that is the Docker set-up.
     """
     home = Path(home) if home else find_home()
     lab = Lab.from_state(home)
@@ -136,10 +137,12 @@ def connect(home: str | Path | None = None) -> LabHandle:
             f"The lab recorded in {home} is not answering (it may have been stopped or crashed). "
             "Start the lab with `make up` (or `tracequest up`), then run this cell again."
         )
-    query_url = os.environ.get("TRACEQUEST_QUERY_URL", DEFAULT_URL).rstrip("/")
-    frontend_url = os.environ.get("TRACEQUEST_FRONTEND_URL", f"http://{HOST}:8080").rstrip("/")
+    defaults = Ports()  # the knob table's ports: what compose publishes too
+    query_url = default_url()
+    frontend = knob("frontend-url")
+    frontend_url = frontend.parse(os.environ.get(frontend.env) or frontend.default)
     handle = LabHandle(None, query_url, frontend_url,
-                       os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{HOST}:4317"))
+                       os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{HOST}:{defaults.otlp_grpc}"))
     if handle.client.is_up() and _answers(f"{frontend_url}/health"):
         return handle
     raise LabNotRunning(
@@ -168,8 +171,10 @@ def fresh_lab(backend: str = "embedded", collector_config: str = "collector",
     front of it (``services=()`` leaves the demo out).
     """
     with tempfile.TemporaryDirectory(prefix="tracequest-") as home:
-        lab = Lab(home=home, ports=Ports.free(), backend=backend, collector_config=collector_config,
-                  services=services, service_env=service_env, backend_env=backend_env)
+        settings = LabSettings(backend=backend, collector_config=collector_config, ports=Ports.free(),
+                               services=services, service_env=service_env,
+                               backend_env=backend_env or {})
+        lab = Lab(settings, home)
         lab.up(log=lambda *_: None)
         try:
             yield LabHandle(lab, lab.query_url, lab.frontend_url, f"http://{HOST}:{lab.ports.otlp_grpc}")
@@ -180,37 +185,19 @@ def fresh_lab(backend: str = "embedded", collector_config: str = "collector",
 # --- spans made in the notebook --------------------------------------------------
 
 
-def tracer_provider(service: str, endpoint: str, sampler=None, simple: bool = False):
-    """An SDK TracerProvider that sends spans over OTLP/gRPC to ``endpoint``.
-
-    These are the lines chapter 3 writes out by hand. The provider is *not*
-    installed globally: each notebook may make several, and the global one can
-    be set only once per process. Call ``.shutdown()`` to flush and stop it.
-    """
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-
-    kwargs = {"sampler": sampler} if sampler is not None else {}
-    provider = TracerProvider(resource=Resource.create({"service.name": service}), **kwargs)
-    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
-    processor = SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter, schedule_delay_millis=200)
-    provider.add_span_processor(processor)
-    return provider
-
-
 def wait_for(fetch, timeout: float = 15.0, interval: float = 0.2):
     """Call ``fetch()`` until it returns something other than None (or raises TraceNotFound)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    got = [None]
+
+    def arrived() -> bool:
         try:
-            value = fetch()
+            got[0] = fetch()
         except TraceNotFound:
-            value = None
-        if value is not None or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
+            got[0] = None
+        return got[0] is not None
+
+    until(arrived, timeout, interval)
+    return got[0]
 
 
 # --- pictures ----------------------------------------------------------------------

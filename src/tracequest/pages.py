@@ -8,19 +8,24 @@ as the query API, and none needs JavaScript.
 from __future__ import annotations
 
 import html
+import threading
 import time
 
 from flask import Flask, Response
 
-from .dependencies import dependencies_html, dependencies_text, service_calls
-from .model import Trace, group_traces
-from .otlp import spans_from_request
+from collections import Counter, OrderedDict
+
+from .dependencies import Calls, dependencies_html, dependencies_text, service_calls
+from .model import Trace
 from .store import SpanStore, TraceSummary
-from .timefmt import format_rfc3339
+from .timefmt import format_go_duration, format_rfc3339
 from .waterfall import format_duration
 from .waterfall_html import ERROR_COLOR, render_html
 
 LIST_LIMIT = 100
+#: The dependencies page reads the newest traces up to this many spans in all: turning
+#: spans into the trace model costs ~25 us each, and the page must answer in well under 100 ms.
+DEPENDENCY_SPAN_BUDGET = 1_000
 DURATION_BAR_COLOR = "#94a3b8"
 
 _STYLE = f"""
@@ -53,9 +58,12 @@ pre {{ font-size: 12px; }}
 def register(app: Flask, store: SpanStore) -> None:
     """Add the pages to the query API's Flask app."""
 
+    calls_cache = _CallsCache()
+
     @app.get("/")
     def trace_list():
-        return _page("Trace Quest — recent traces", trace_list_html(store.recent_traces(limit=LIST_LIMIT)))
+        body = trace_list_html(store.recent_traces(limit=LIST_LIMIT)) + retention_html(store)
+        return _page("Trace Quest — recent traces", body)
 
     @app.get("/trace/<trace_id>")
     def trace_page(trace_id: str):
@@ -75,9 +83,9 @@ def register(app: Flask, store: SpanStore) -> None:
 
     @app.get("/dependencies")
     def dependencies_page():
-        ids = [t.trace_id for t in store.recent_traces(limit=LIST_LIMIT)]
-        traces = group_traces(spans_from_request(store.get_traces(ids))) if ids else []
-        return _page("Trace Quest — dependencies", dependencies_page_html(traces))
+        summaries = newest_within(store.recent_traces(limit=LIST_LIMIT), DEPENDENCY_SPAN_BUDGET)
+        return _page("Trace Quest — dependencies", dependencies_page_html(calls_cache.calls(store, summaries),
+                                                                           summaries))
 
 
 def trace_html(trace: Trace) -> str:
@@ -113,18 +121,68 @@ def _summary_row(t: TraceSummary, longest_ns: int) -> str:
     )
 
 
-def dependencies_page_html(traces: list[Trace]) -> str:
-    """The dependency graph of the given traces, with the same counts as text."""
-    calls = service_calls(traces)
-    return (f"<h1>Service dependencies <span class='muted'>(from the {len(traces)} most recent "
-            f"trace{'' if len(traces) == 1 else 's'})</span></h1>"
+def retention_html(store: SpanStore) -> str:
+    """One line saying how much the store holds and what it lets go."""
+    limits = []
+    if store.max_spans:
+        limits.append(f"beyond {store.max_spans:,} spans")
+    if store.max_age_s:
+        limits.append(f"after {format_go_duration(int(store.max_age_s * 1e9))}")
+    drops = f"; the oldest whole traces are dropped {' or '.join(limits)}" if limits else "; nothing is dropped"
+    return f"<p class='muted'>{store.span_count():,} spans stored{drops}.</p>"
+
+
+def newest_within(summaries: list[TraceSummary], span_budget: int) -> list[TraceSummary]:
+    """The newest traces whose spans add up to at most ``span_budget`` (always at least one)."""
+    picked, total = [], 0
+    for summary in summaries:
+        if picked and total + summary.span_count > span_budget:
+            break
+        picked.append(summary)
+        total += summary.span_count
+    return picked
+
+
+def dependencies_page_html(calls: Calls, summaries: list[TraceSummary]) -> str:
+    """The dependency graph of the given traces, saying which traces it covers, with the counts as text."""
+    spans = sum(t.span_count for t in summaries)
+    covers = (f"from the {len(summaries)} most recent trace{'' if len(summaries) == 1 else 's'}, "
+              f"{spans:,} span{'' if spans == 1 else 's'}")
+    return (f"<h1>Service dependencies <span class='muted'>({covers})</span></h1>"
             f'<div class="panel">{dependencies_html(calls)}</div>'
             f"<pre>{html.escape(dependencies_text(calls))}</pre>")
 
 
+class _CallsCache:
+    """Each trace's service calls, kept until the trace gains spans, so reloading the page is cheap."""
+
+    def __init__(self, size: int = 4 * LIST_LIMIT):
+        self.size = size
+        self._by_trace: OrderedDict[str, tuple[int, Calls]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def calls(self, store: SpanStore, summaries: list[TraceSummary]) -> Calls:
+        with self._lock:
+            return self._calls(store, summaries)
+
+    def _calls(self, store: SpanStore, summaries: list[TraceSummary]) -> Calls:
+        stale = [t.trace_id for t in summaries if self._by_trace.get(t.trace_id, (None,))[0] != t.span_count]
+        counts = {t.trace_id: t.span_count for t in summaries}
+        for trace in store.traces(stale):
+            self._by_trace[trace.trace_id] = (counts[trace.trace_id], service_calls(trace))
+        total: Counter = Counter()
+        for summary in summaries:
+            if summary.trace_id in self._by_trace:
+                self._by_trace.move_to_end(summary.trace_id)
+                total.update(self._by_trace[summary.trace_id][1])
+        while len(self._by_trace) > self.size:
+            self._by_trace.popitem(last=False)
+        return dict(total)
+
+
 def _load_trace(store: SpanStore, trace_id: str) -> Trace | None:
-    spans = spans_from_request(store.get_traces([trace_id.lower()]))
-    return Trace(spans) if spans else None
+    found = store.traces([trace_id])
+    return found[0] if found else None
 
 
 def _local_time(ns: int) -> str:

@@ -8,27 +8,32 @@ import socket
 import subprocess
 from dataclasses import asdict, dataclass, fields
 
-HOST = "127.0.0.1"
+from services.common.knobs import HOST, knob
+
+
+def _default(field: str) -> int:
+    """A port's default, from the knob table: field x_y is knob x-y-port."""
+    return knob(f"{field.replace('_', '-')}-port").default
 
 
 @dataclass
 class Ports:
-    """Every port the lab listens on. Defaults are the ones in the README."""
+    """Every port the lab listens on; defaults come from the knob table (services/common/knobs.py)."""
 
-    frontend: int = 8080
-    customer: int = 8081
-    driver: int = 8082
-    route: int = 8083
-    otlp_grpc: int = 4317
-    otlp_http: int = 4318
-    query: int = 16686
+    frontend: int = _default("frontend")
+    customer: int = _default("customer")
+    driver: int = _default("driver")
+    route: int = _default("route")
+    otlp_grpc: int = _default("otlp_grpc")
+    otlp_http: int = _default("otlp_http")
+    query: int = _default("query")
     # Used only by the real backends: Jaeger's own listeners, moved aside when
     # the collector takes 4317/4318, and the metrics endpoints.
-    jaeger_otlp_grpc: int = 4327
-    jaeger_otlp_http: int = 4328
-    jaeger_query_grpc: int = 16685
-    jaeger_metrics: int = 8888
-    collector_metrics: int = 8889
+    jaeger_otlp_grpc: int = _default("jaeger_otlp_grpc")
+    jaeger_otlp_http: int = _default("jaeger_otlp_http")
+    jaeger_query_grpc: int = _default("jaeger_query_grpc")
+    jaeger_metrics: int = _default("jaeger_metrics")
+    collector_metrics: int = _default("collector_metrics")
 
     @classmethod
     def free(cls) -> Ports:

@@ -7,6 +7,7 @@ live in ``mystery.py``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import textwrap
 
@@ -37,13 +38,17 @@ def _add_check(commands) -> None:
 
 
 def _add_quests(commands) -> None:
-    quests = commands.add_parser("quests", help="list the quests, your XP and badges")
+    quests = commands.add_parser("quests", help="list the quests, your XP and badges",
+                                 description="List every quest with its level, XP and lab folder, "
+                                             "marking the ones you completed; then your XP and badges.")
     quests.set_defaults(func=cmd_quests)
 
 
 def _add_hint(commands) -> None:
-    hint = commands.add_parser("hint", help="show a quest's goal and your latest hint for it")
-    hint.add_argument("quest", metavar="QUEST")
+    hint = commands.add_parser("hint", help="show a quest's goal and your latest hint for it",
+                               description="Show a quest's goal, where its README is, and the hint "
+                                           "your last `tracequest check` gave for it.")
+    hint.add_argument("quest", metavar="QUEST", help="a quest id, e.g. 01 or 4 (see `tracequest quests`)")
     hint.set_defaults(func=cmd_hint)
 
 
@@ -53,14 +58,21 @@ def _add_mystery(commands) -> None:
         description="Quest 03: one operation of the demo is made slow on purpose; "
                     "find it in the traces. Without an action, shows your mystery.")
     actions = parser.add_subparsers(metavar="ACTION")
-    new = actions.add_parser("new", help="draw a new mystery and (re)start the lab with it")
-    new.add_argument("--seed", type=int, help="pick the mystery yourself (any whole number), "
-                                              "e.g. to share one with a classmate")
+    new = actions.add_parser("new", help="draw a new mystery and (re)start the lab with it",
+                             description="Draw a new mystery (a new seed), clear an answer given "
+                                         "for another one, and (re)start the lab with it.")
+    new.add_argument("--seed", type=_seed, help="pick the mystery yourself (any whole number), "
+                                                "e.g. to share one with a classmate "
+                                                "(default: a new random one)")
     new.add_argument("--no-start", action="store_true", help="only draw it; leave the lab alone")
     new.set_defaults(func=cmd_mystery_new)
-    start = actions.add_parser("start", help="(re)start the lab with the mystery you drew")
+    start = actions.add_parser("start", help="(re)start the lab with the mystery you drew",
+                               description="(Re)start the lab with the mystery you drew, keeping "
+                                           "the lab's backend and ports.")
     start.set_defaults(func=cmd_mystery_start)
-    status = actions.add_parser("status", help="your mystery, whether the lab runs it, your answer")
+    status = actions.add_parser("status", help="your mystery, whether the lab runs it, your answer",
+                                description="Show your mystery's number, whether the running lab "
+                                            "has it on, and the answer you recorded.")
     status.set_defaults(func=cmd_mystery_status)
     parser.set_defaults(func=cmd_mystery_status)
 
@@ -68,7 +80,7 @@ def _add_mystery(commands) -> None:
 def _add_answer(commands) -> None:
     parser = commands.add_parser(
         "answer", help="answer a quest's question: quest 03's slow span",
-        description="Record your answer; `tracequest check 03` judges it.")
+        description="Record your answer to a quest's question; `tracequest check 03` judges it.")
     parser.add_argument("question", choices=[mystery.QUESTION],
                         help="which question: slow-span (quest 03)")
     parser.add_argument("service", help="the service the span belongs to, e.g. frontend")
@@ -76,6 +88,14 @@ def _add_answer(commands) -> None:
                         help="the span name as the trace shows it, e.g. find best ETA "
                              "(no quotes needed)")
     parser.set_defaults(func=cmd_answer)
+
+
+def _seed(text: str) -> int:
+    """A mystery's seed: any whole number, refused with a plain sentence otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def cmd_check(args) -> int:

@@ -9,22 +9,17 @@ Nothing here needs Docker or a running lab, and nothing collides with one.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from .. import procs
 from ..backend import Backend, start_backend
-from ..model import Trace, group_traces
-from ..otlp import spans_from_request
+from ..model import Trace
 from ..ports import HOST, free_port
 from ..store import SpanStore
 from .failure import QuestFailure
@@ -38,13 +33,9 @@ TAIL_LINES = 15
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colours in a program's output
 
 
-def all_traces(store: SpanStore, batch: int = 500) -> list[Trace]:
+def all_traces(store: SpanStore) -> list[Trace]:
     """Every trace the store holds, newest first."""
-    ids = [summary.trace_id for summary in store.recent_traces(limit=1_000_000)]
-    spans = []
-    for i in range(0, len(ids), batch):
-        spans += spans_from_request(store.get_traces(ids[i:i + batch]))
-    return group_traces(spans)
+    return store.traces()
 
 
 def child_env(backend: Backend, port: int, extra: dict | None = None) -> dict:
@@ -53,8 +44,7 @@ def child_env(backend: Backend, port: int, extra: dict | None = None) -> dict:
     The learner's own OTEL_* settings (or a running lab's) must not leak in:
     the check decides where spans go, and the code decides everything else.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update({
+    return procs.environment({
         "OTEL_EXPORTER_OTLP_ENDPOINT": backend.otlp_grpc_endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         "OTEL_METRICS_EXPORTER": "none",
@@ -64,9 +54,8 @@ def child_env(backend: Backend, port: int, extra: dict | None = None) -> dict:
         "PORT": str(port),
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
-    })
-    env.update(extra or {})
-    return env
+        **(extra or {}),
+    }, scrub=True)
 
 
 @dataclass(eq=False)
@@ -78,7 +67,7 @@ class LearnerApp:
     port: int
     env: dict
     log_path: Path
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    process: procs.Child | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -90,27 +79,16 @@ class LearnerApp:
         return f"{self.script.parent.parent.name}/{self.script.parent.name}/{self.script.name}"
 
     def start(self) -> None:
-        log = open(self.log_path, "w")
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, str(LAUNCHER), str(self.script)], cwd=self.script.parent,
-                env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        self.process = procs.start(self.name, [sys.executable, str(LAUNCHER), str(self.script)],
+                                   self.log_path, env=self.env, cwd=self.script.parent)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until the program listens on its port, or explain why it never did."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise self.crashed(f"{self.name} to start and listen on port {self.port}")
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.2).close()
+        try:
+            if self.process.wait_ready(lambda: procs.listens(HOST, self.port), timeout):
                 return
-            except OSError:
-                time.sleep(0.05)
+        except procs.ProcessExited:
+            raise self.crashed(f"{self.name} to start and listen on port {self.port}") from None
         raise QuestFailure(
             f"{self.name} ({self.shown_path}) to listen on port {self.port}",
             f"it was still not listening after {timeout:.0f} seconds.",
@@ -120,7 +98,7 @@ class LearnerApp:
         )
 
     def crashed(self, expected: str) -> QuestFailure:
-        code = self.process.returncode
+        code = self.process.exit_code()
         return QuestFailure(
             expected,
             f"{self.shown_path} exited with code {code}. Its last lines of output are below.",
@@ -134,7 +112,7 @@ class LearnerApp:
         try:
             return requests.get(self.url + path, **kwargs)
         except requests.RequestException as exc:
-            if self.process.poll() is not None:
+            if not self.process.is_running():
                 raise self.crashed(f"{self.name} to answer GET {path}") from None
             raise QuestFailure(
                 f"{self.name} to answer GET {path}",
@@ -144,30 +122,16 @@ class LearnerApp:
             ) from None
 
     def terminate(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        if self.process:
+            self.process.terminate()
 
     def wait_stopped(self, timeout: float = STOP_TIMEOUT) -> bool:
         """True if it exited by itself; otherwise it is killed (and its spans may be lost)."""
-        if self.process is None:
-            return True
-        try:
-            self.process.wait(timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.process.kill()
-            self.process.wait(5)
-            return False
+        return self.process is None or self.process.wait_stopped(timeout)
 
     def tail(self, lines: int = TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            text = []
-        shown = [ANSI.sub("", line) for line in text[-lines:]] or ["(no output)"]
+        text = self.process.tail(lines) if self.process else []
+        shown = [ANSI.sub("", line) for line in text] or ["(no output)"]
         return f"last lines of {self.script.name}'s output:\n" + "\n".join("  " + line for line in shown)
 
 
@@ -225,10 +189,8 @@ class QuestRun:
         returns; stopping the program then would cut it off. Returns the count
         reached, which may be lower: the check decides what that means.
         """
-        deadline = time.monotonic() + timeout
-        while (held := self.backend.store.span_count()) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return held
+        procs.until(lambda: self.backend.store.span_count() >= count, timeout)
+        return self.backend.store.span_count()
 
     def stop(self) -> None:
         """SIGTERM every program together, so each flushes its spans before exiting."""

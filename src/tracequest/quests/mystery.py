@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from services.common.mystery import ENV, culprit_for
 
-from ..lab import Lab
+from ..lab import Lab, LabSettings
 
 MYSTERY_FILE = "mystery.json"
 ANSWERS_FILE = "answers.json"
@@ -109,13 +110,12 @@ def start_lab(home: Path, seed: int, log=print) -> Lab:
     running = Lab.from_state(home)
     if running is None:
         log(f"Starting the lab with mystery #{seed} on...")
-        lab = Lab(home, service_env=mystery_env(seed))
+        lab = Lab(LabSettings(service_env=mystery_env(seed)), home)
     else:
         log(f"Restarting the lab with mystery #{seed} on (same ports and backend)...")
         running.down(log=log)
-        lab = Lab(home, running.ports, running.backend,
-                  {**running.service_env, **mystery_env(seed)},
-                  running.services, running.collector_config)
+        env = {**running.service_env, **mystery_env(seed)}
+        lab = Lab(replace(running.settings, service_env=env), home)
     lab.up(log=log)
     log("The lab is up. Traces from before this start do not show the mystery; "
         "trace lists show the newest first.")

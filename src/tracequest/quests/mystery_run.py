@@ -9,15 +9,13 @@ running is never touched.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 
-from ..lab import Lab, LabError
+from ..client import QueryClient
+from ..lab import Lab, LabError, LabSettings
 from ..load import run_load
 from ..model import Trace
 from ..ports import PortInUse, Ports
-from ..store import SpanStore
 from .failure import QuestFailure
-from .harness import all_traces
 from .mystery import mystery_env
 
 # The load the check sends, the same shape the README asks the learner for:
@@ -26,19 +24,21 @@ REQUESTS = 12
 CONCURRENCY = 4
 
 
-def run_mystery(seed: int, requests: int = REQUESTS, concurrency: int = CONCURRENCY) -> list[Trace]:
+def run_mystery(seed: int, requests: int = REQUESTS, concurrency: int = CONCURRENCY,
+                backend: str = "embedded") -> list[Trace]:
     """The /dispatch traces of `requests` requests to the demo running mystery `seed`."""
     # Whatever the learner's shell says, every request is traced and every
     # instrumentation is on: the check must see whole traces.
     env = {**mystery_env(seed), "OTEL_TRACES_SAMPLER": "parentbased_always_on",
            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ""}
     with tempfile.TemporaryDirectory(prefix="tracequest-mystery-") as home:
-        lab = _start(home, env)
+        lab = _start(home, env, backend)
         try:
             errors = run_load(lab.frontend_url, requests, concurrency, progress=None).errors
+            lab.stop_services(log=lambda *_: None)  # they flush their spans as they stop
+            traces = _dispatch_traces(QueryClient(lab.query_url), requests)
         finally:
-            lab.down(log=lambda *_: None)  # the services flush their spans as they stop
-        traces = _dispatch_traces(Path(home) / "spans.db")
+            lab.down(log=lambda *_: None)
     if errors:
         found = ", ".join(f"{count} × {reason}" for reason, count in sorted(errors.items()))
         raise _broken_demo(f"of {requests} requests, some failed: {found}")
@@ -47,10 +47,10 @@ def run_mystery(seed: int, requests: int = REQUESTS, concurrency: int = CONCURRE
     return traces
 
 
-def _start(home: str, env: dict, attempts: int = 3) -> Lab:
+def _start(home: str, env: dict, backend: str, attempts: int = 3) -> Lab:
     """Start a lab on free ports; when another program takes a port first, try new ones."""
     for attempt in range(1, attempts + 1):
-        lab = Lab(home=home, ports=Ports.free(), service_env=env)
+        lab = Lab(LabSettings(backend=backend, ports=Ports.free(), service_env=env), home)
         try:
             lab.up(log=lambda *_: None)  # stops what it started if it fails
             return lab
@@ -59,12 +59,11 @@ def _start(home: str, env: dict, attempts: int = 3) -> Lab:
                 raise _broken_demo(f"the demo did not start: {exc}") from None
 
 
-def _dispatch_traces(db: Path) -> list[Trace]:
-    store = SpanStore(db)
-    try:
-        return [t for t in all_traces(store) if t.root.name == "GET /dispatch"]
-    finally:
-        store.close()
+def _dispatch_traces(client: QueryClient, requests: int) -> list[Trace]:
+    """The /dispatch traces, read through the query API, so any backend will do."""
+    found = client.find_traces("frontend", operation="GET /dispatch", lookback_s=600,
+                               limit=requests * 2)
+    return [t for t in found if t.root.name == "GET /dispatch"]
 
 
 def _broken_demo(found: str) -> QuestFailure:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..paths import find_repo_root
+
 LABS_ENV = "TRACEQUEST_LABS_DIR"
 
 
@@ -19,22 +21,14 @@ class QuestSetupError(RuntimeError):
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The clone holding ``checks/`` and ``labs/``: searched upwards, then beside the package."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if _is_root(folder):
-            return folder
-    beside_package = Path(__file__).resolve().parents[3]
-    if _is_root(beside_package):
-        return beside_package
-    raise QuestSetupError(
-        "cannot find the Trace Quest folder (the one with checks/ and labs/). "
-        "Run this command from inside your clone of the lab."
-    )
-
-
-def _is_root(folder: Path) -> bool:
-    return (folder / "checks").is_dir() and (folder / "labs").is_dir()
+    """The clone holding ``checks/`` and ``labs/`` (see :mod:`tracequest.paths`)."""
+    root = find_repo_root(start)
+    if root is None:
+        raise QuestSetupError(
+            "cannot find the Trace Quest folder (the one with checks/ and labs/). "
+            "Run this command from inside your clone of the lab."
+        )
+    return root
 
 
 def labs_dir(root: Path) -> Path:

@@ -1,0 +1,186 @@
+"""Running a learner's collector.yaml for real, between OTLP senders and Jaeger.
+
+The checks of quests 06b and 07 validate the file with the real binary
+(``jaeger validate``), so a learner sees the collector's own words for what
+it cannot load, then run it in front of the real Jaeger on free ports (a
+:class:`~tracequest.lab.Lab` with no demo services) and read back from
+Jaeger what survived.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from .. import procs
+from ..binaries import find_jaeger, jaeger_missing_reason
+from ..client import QueryClient
+from ..lab import Lab, LabError, LabSettings
+from ..ports import HOST, Ports
+from .collector_config import CollectorConfig, compact_log_line, validation_error, GO_LOG_STAMP
+from .failure import QuestFailure
+
+START_TIMEOUT = 20.0
+VALIDATE_TIMEOUT = 30.0
+LOG_LINES = 12
+
+
+def require_jaeger() -> Path:
+    """The Jaeger binary (it runs collector pipelines too), or a failure saying how to build it."""
+    path = find_jaeger()
+    if path is None:
+        raise QuestFailure(
+            "the real Jaeger binary: this check runs your collector.yaml in it, in front of Jaeger",
+            jaeger_missing_reason(),
+            "build it once with `make backends` (it needs Go, and takes a few minutes the "
+            "first time); the check finds it by itself afterwards.")
+    return path
+
+
+class CollectorRun:
+    """A learner's collector.yaml between OTLP senders and the real Jaeger, on free ports.
+
+    Use it as a context manager: inside, :meth:`validate` the file, judge its
+    shape, then :meth:`start` Jaeger and the collector; leaving stops both and
+    removes their logs. The collector reads the same ``TQ_*`` variables as the
+    configs in ``compose/collector/``; ``env`` adds or overrides some (a check
+    sets ``TQ_TAIL_DECISION_WAIT=1s``).
+    """
+
+    def __init__(self, config: Path, env: Mapping[str, str] | None = None):
+        self.config = Path(config)
+        self.extra_env = dict(env or {})
+        if not self.config.is_file():
+            raise QuestFailure(f"your collector config at {self.config}", "there is no such file.",
+                               f"the check reads {self.config}; if you moved or renamed it, put it back.")
+        self._home = tempfile.TemporaryDirectory(prefix="tracequest-collector-")
+        self.lab = Lab(LabSettings(backend="collector", collector_config=str(self.config),
+                                   ports=Ports.free(), services=(), backend_env=self.extra_env),
+                       home=self._home.name)
+        self._started = False
+
+    @property
+    def shown_path(self) -> str:
+        """The file as the learner knows it: labs/07-collector/collector.yaml."""
+        return f"{self.config.parent.parent.name}/{self.config.parent.name}/{self.config.name}"
+
+    @property
+    def otlp_endpoint(self) -> str:
+        """Where senders reach the collector: its OTLP/gRPC port."""
+        return f"http://{HOST}:{self.lab.ports.otlp_grpc}"
+
+    @property
+    def client(self) -> QueryClient:
+        """Jaeger's query API, where what the collector exported ends up."""
+        return QueryClient(self.lab.query_url)
+
+    def environment(self) -> dict[str, str]:
+        """The variables the collector runs with: the lab's ``TQ_*`` ports plus ``env``."""
+        require_jaeger()  # the lab names the binary in its command line
+        collector = next(p for p in self.lab.processes() if p.name == "collector")
+        return {**collector.env, **self.extra_env}
+
+    def validate(self) -> None:
+        """Load the file in the real binary without running it; its error becomes the failure."""
+        binary = require_jaeger()
+        env = procs.environment(self.environment(), scrub=True)
+        try:
+            done = subprocess.run([str(binary), "validate", "--config", str(self.config)], env=env,
+                                  capture_output=True, text=True, timeout=VALIDATE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise QuestFailure(f"{self.shown_path} to load in the collector",
+                               f"`jaeger validate` did not finish within {VALIDATE_TIMEOUT:.0f} s.",
+                               "this looks like a problem with the machine, not your file; "
+                               "tell your instructor.") from None
+        if done.returncode != 0:
+            raise QuestFailure(
+                f"{self.shown_path} to load in the collector",
+                f"the collector refused it: {validation_error(done.stdout + done.stderr)}",
+                "fix what that message names; the starter file shows the shapes that load. To "
+                "see the message yourself: $(python -m tracequest.binaries path) validate "
+                f"--config {self.shown_path}")
+
+    def __enter__(self) -> CollectorRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self._home.cleanup()
+
+    def start(self) -> None:
+        """Start Jaeger, then the collector with the learner's file; a failure explains itself."""
+        require_jaeger()
+        self._check_receiver_addresses()
+        self._started = True
+        try:
+            self.lab.up(timeout=START_TIMEOUT, log=lambda *_: None)
+        except LabError as exc:
+            self.stop()
+            first, _, rest = str(exc).partition("\n")
+            if not first.startswith("collector"):
+                raise QuestFailure("Jaeger to start, to receive what your collector exports",
+                                   first, "this is not about your file; tell your instructor.",
+                                   details=rest) from None
+            expected = f"the collector to start with {self.shown_path} and listen on its OTLP ports"
+            if "exited" in first:
+                raise QuestFailure(
+                    expected, f"it loaded the file, then stopped: {validation_error(rest)}",
+                    "the message names the component and the setting it could not use; "
+                    "compare them with the collector's documentation for that component.",
+                    details=self.log_tail()) from None
+            raise QuestFailure(
+                expected, f"it was still not answering on port {self.lab.ports.otlp_http} "
+                f"after {START_TIMEOUT:.0f} s.",
+                "keep the receivers' endpoints as the starter has them "
+                "(${env:TQ_COLLECTOR_HOST...}): the check places the collector on free ports "
+                "through those variables.", details=self.log_tail()) from None
+
+    def _check_receiver_addresses(self) -> None:
+        """The OTLP receiver must listen where the check sends: on the ports it chose."""
+        config, env = CollectorConfig.read(self.config), self.environment()
+        for protocol, port in (("grpc", self.lab.ports.otlp_grpc), ("http", self.lab.ports.otlp_http)):
+            wanted = f"{HOST}:{port}"
+            found = []
+            for name, receiver in config.defined("receivers", "otlp").items():
+                settings = (receiver.get("protocols") or {}).get(protocol) or {}
+                endpoint = settings.get("endpoint")
+                found.append(f"{name} {protocol} endpoint {endpoint!r}" if endpoint else
+                             f"{name} has no {protocol} endpoint")
+                if endpoint and config.resolve(endpoint, env) == wanted:
+                    break
+            else:
+                raise QuestFailure(
+                    f"an otlp receiver listening for OTLP/{protocol} where the check sends, "
+                    f"at {wanted}",
+                    ("; ".join(found) or "there is no otlp receiver") + ".",
+                    "keep the receivers as the starter has them: endpoint: "
+                    "${env:TQ_COLLECTOR_HOST:-127.0.0.1}:${env:TQ_COLLECTOR_OTLP_"
+                    f"{protocol.upper()}_PORT:-{4317 if protocol == 'grpc' else 4318}}}. "
+                    "The check chooses free ports and passes them in those variables.")
+
+    def stop(self) -> None:
+        """Stop the collector, then Jaeger (the lab stops them in that order)."""
+        if self._started:
+            self._started = False
+            self.lab.down(log=lambda *_: None)
+
+    def log_tail(self, lines: int = LOG_LINES) -> str:
+        """The collector's last lines of output, shortened, for a failure's details."""
+        path = self.lab.log_dir / "collector.log"
+        try:
+            text = path.read_text(errors="replace").splitlines()
+        except OSError:
+            text = []
+        shown: list[str] = []
+        for line in text:
+            if line.startswith("\t") or " " not in line.strip():
+                continue  # a Go stack trace: frames and file positions
+            short = compact_log_line(GO_LOG_STAMP.sub("Error: ", line))
+            if short and short not in shown[-2:]:
+                shown.append(short)
+        shown = shown[-lines:] or ["(no output)"]
+        return "last lines of the collector's output:\n" + "\n".join("  " + line for line in shown)
+
+
