@@ -10,14 +10,24 @@ import time
 
 import pytest
 
-from tracequest.quests.describe import span_label, spans_of, trace_of
+from tracequest.expect import select
 from tracequest.quests.failure import fail
 
 pytestmark = pytest.mark.quest("04")
 
 JOINED = 3     # requests whose traceparent reaches pricing
 STRIPPED = 2   # requests whose traceparent the relay removes
-LOST = "service 'pricing' started a new trace: context was lost between frontend → pricing."
+LOST = "context was lost between frontend → pricing:"
+
+KEEP_HINT = ("keep the spans the starter code opens: the CLIENT span in ask_pricing() and the "
+             "SERVER span in PriceHandler.do_GET().")
+OWN_IDS_HINT = "let the SDK create ids; build no SpanContext or traceparent by hand."
+INSIDE_HINT = ("call inject(headers) inside the `with` block of the CLIENT span, so the "
+               "traceparent names the call itself.")
+SIDE_CHANNEL_HINT = ("the relay removes the traceparent header for these requests, yet the context "
+                     "reached pricing some other way. Use the propagation API on both sides: "
+                     "inject(headers) writes traceparent, extract(self.headers) reads it. Hand-made "
+                     "headers are not understood by other services, proxies or backends.")
 
 
 def test_one_trace_spans_both_services(run):
@@ -33,38 +43,48 @@ def test_one_trace_spans_both_services(run):
     for km in range(1, STRIPPED + 1):
         _quote(frontend, km)
     traces = run.traces()
-    spans = spans_of(traces)
 
-    calls = sorted((s for s in spans if s.service == "frontend" and s.kind == "CLIENT"),
-                   key=lambda s: s.start_ns)
-    served = sorted((s for s in spans if s.service == "pricing" and s.kind == "SERVER"),
-                    key=lambda s: s.start_ns)
-    if len(calls) != JOINED + STRIPPED or len(served) != JOINED + STRIPPED:
-        fail(f"one CLIENT span in frontend and one SERVER span in pricing per request "
-             f"({JOINED + STRIPPED} requests)",
-             f"frontend sent {len(calls)} CLIENT spans and pricing {len(served)} SERVER spans.",
-             "keep the spans the starter code opens: the CLIENT span in ask_pricing() and the "
-             "SERVER span in PriceHandler.do_GET().")
+    calls = select(traces, service="frontend", kind="CLIENT").named("frontend's CLIENT spans")
+    served = select(traces, service="pricing", kind="SERVER").named("pricing's SERVER spans")
+    calls.expect_count(exactly=JOINED + STRIPPED, hint=KEEP_HINT)
+    served.expect_count(exactly=JOINED + STRIPPED, hint=KEEP_HINT)
 
-    joined = [(c, s, h) for c, s, h in zip(calls, served, relay.seen) if c.start_ns < boundary]
-    requests = {c.trace_id for c, _, _ in joined}
-    if len(requests) < len(joined):
-        fail(f"a trace of its own for each of the {len(joined)} requests",
-             f"the {len(joined)} requests share {len(requests)} trace id(s): an id is fixed somewhere.",
-             "let the SDK create ids; build no SpanContext or traceparent by hand.")
-    for call, server, headers in joined:
-        _check_joined(traces, call, server, headers)
+    calls.matching(lambda s: s.start_ns < boundary, "traceparent intact") \
+        .named("frontend's CLIENT spans of the requests with traceparent intact") \
+        .expect_separate_traces(hint=OWN_IDS_HINT)
 
-    stripped = [(c, s) for c, s in zip(calls, served) if c.start_ns >= boundary]
-    for call, server in stripped:
-        if server.trace_id == call.trace_id:
-            fail("pricing to start a new trace once the relay removes the traceparent header",
-                 "pricing's span still joined frontend's trace: the context reached it some "
-                 "other way than the traceparent header.",
-                 "use the propagation API on both sides: inject(headers) writes traceparent, "
-                 "extract(self.headers) reads it. Hand-made headers are not understood by "
-                 "other services, proxies or backends.",
-                 trace=trace_of(traces, call))
+    pairs = zip(_in_order(calls), _in_order(served), relay.seen)
+    for call, server, headers in pairs:
+        if call.spans[0].start_ns < boundary:
+            server.expect_child_of(call, hint=_why_apart(call, server, headers))
+        else:
+            server.named("pricing's SERVER span of a request whose traceparent the relay removed") \
+                .expect_not_in_trace_of(call, hint=SIDE_CHANNEL_HINT)
+
+
+def _in_order(selection):
+    """One selection per span, in the order the requests were sent."""
+    return sorted(selection.each(), key=lambda one: one.spans[0].start_ns)
+
+
+def _why_apart(call, server, headers) -> str:
+    """The hint for a pricing span that is not the call's child: the most specific cause first."""
+    call_span, server_span = call.spans[0], server.spans[0]
+    if server_span.trace_id == call_span.trace_id:
+        return INSIDE_HINT
+    sent = headers.get("traceparent")
+    if not sent:
+        return (f"{LOST} frontend's call carried no traceparent header. In ask_pricing(), inside "
+                "the CLIENT span, call inject(headers) before sending the request; it writes the "
+                "current context into the headers.")
+    sent_trace = sent.split("-")[1] if sent.count("-") == 3 else sent
+    if sent_trace != call_span.trace_id:
+        return (f"frontend sent traceparent {sent!r}, but its request is in trace "
+                f"{call_span.trace_id}: do not write the header yourself; inject(headers) fills it "
+                "in from the current span.")
+    return (f"{LOST} frontend sent the right traceparent header, but pricing's span ignored it. "
+            "In PriceHandler.do_GET(), read the caller's context with extract(self.headers) and "
+            "open the SERVER span with context=<that context>.")
 
 
 def _quote(frontend, km: int) -> None:
@@ -74,37 +94,3 @@ def _quote(frontend, km: int) -> None:
              "run both services yourself (python pricing.py, then python frontend.py) "
              "and open http://127.0.0.1:5041/quote?km=1.",
              details=frontend.tail())
-
-
-def _check_joined(traces, call, server, headers) -> None:
-    """One request with its traceparent intact: pricing must hang under frontend's call."""
-    trace = trace_of(traces, call)
-    if server.trace_id == call.trace_id:
-        if server.parent_id != call.span_id:
-            under = span_label(server.parent) if server.parent else "a span the trace does not hold"
-            fail(f"pricing's SERVER span to be a child of frontend's CLIENT span {span_label(call)}",
-                 f"it hangs under {under} instead.",
-                 "call inject(headers) inside the `with` block of the CLIENT span, so the "
-                 "traceparent names the call itself.",
-                 trace=trace)
-        return
-    sent = headers.get("traceparent")
-    if not sent:
-        fail("one trace holding frontend and pricing, pricing's SERVER span a child of "
-             "frontend's CLIENT span",
-             LOST + " frontend's call carried no traceparent header.",
-             "in ask_pricing(), inside the CLIENT span, call inject(headers) before sending the "
-             "request; it writes the current context into the headers.",
-             trace=trace)
-    sent_trace = sent.split("-")[1] if sent.count("-") == 3 else sent
-    if sent_trace != call.trace_id:
-        fail("the traceparent frontend sends to carry frontend's own trace",
-             f"frontend sent traceparent {sent!r}, but its request is in trace {call.trace_id}.",
-             "do not write the header yourself: inject(headers) fills it in from the current span.",
-             trace=trace)
-    fail("one trace holding frontend and pricing, pricing's SERVER span a child of "
-         "frontend's CLIENT span",
-         LOST + " frontend sent the right traceparent header, but pricing's span ignored it.",
-         "in PriceHandler.do_GET(), read the caller's context with extract(self.headers) and "
-         "open the SERVER span with context=<that context>.",
-         trace=trace)

@@ -21,9 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tracequest.quests.collector import CollectorConfig, CollectorRun, kept_by_kind, send_mix
-from tracequest.quests.describe import plural
+from tracequest.quests.collector_config import CollectorConfig
+from tracequest.quests.collector_run import CollectorRun
+from tracequest.expect import select
 from tracequest.quests.failure import fail
+from tracequest.quests.mix import MIX_ATTRIBUTE, MIX_SERVICE, kept_by_kind, send_mix
 
 REQUESTS = 400
 RATIO = 0.25
@@ -34,6 +36,17 @@ PROBES = 20  # direct calls to route per sampled flag
 def expected_range(n: int = REQUESTS, p: float = RATIO, sigmas: float = SIGMAS) -> tuple[int, int]:
     mean, sd = n * p, math.sqrt(n * p * (1 - p))
     return math.ceil(mean - sigmas * sd), math.floor(mean + sigmas * sd)
+
+
+SAMPLER = "ParentBased(root=TraceIdRatioBased(RATIO))"
+ID_LIMIT = 2 ** 64           # a ratio sampler compares the low 64 bits of a trace id...
+HIGHEST_BELOW = 0.2          # ...and of ~100 kept traces, one reaches above 0.2 of that range
+                             # unless the ratio is lower (odds of missing it: 0.8^100, 2e-10)
+
+
+def low_bits(span) -> float:
+    """Where a trace id falls in the ratio sampler's range: its low 64 bits, as a share."""
+    return (int(span.trace_id, 16) % ID_LIMIT) / ID_LIMIT
 
 
 @pytest.mark.quest("06a")
@@ -49,41 +62,52 @@ def test_part_a_head_sampling_keeps_a_quarter_of_traces_whole(run):
     ours = [t for t in traces if t.trace_id not in probes]
 
     low, high = expected_range()
-    kept = [t for t in ours if t.find(service="frontend", kind="SERVER")]
-    if not low <= len(kept) <= high:
-        share = 100 * len(kept) / REQUESTS
-        fail(f"about {RATIO:.0%} of the {REQUESTS} requests traced: between {low} and {high} traces",
-             f"{len(kept)} of {REQUESTS} requests left a trace ({share:.0f}%).",
-             "the SDK keeps every trace unless told otherwise: return a sampler from "
-             "make_sampler() that keeps RATIO of traces, chosen by trace id."
-             if len(kept) > high else
-             "fewer traces than expected: check that the ratio you give the sampler is RATIO (0.25).")
+    kept = select(ours, service="frontend", kind="SERVER").named("frontend's request spans (the traces kept)")
+    share = f"{len(kept)} of {REQUESTS} requests left a trace ({100 * len(kept) / REQUESTS:.0f}%)"
+    kept.expect_count(at_least=low, at_most=high, hint=(
+        f"{share}. The SDK keeps every trace unless told otherwise: return a sampler from "
+        f"make_sampler() that keeps RATIO (0.25) of traces, chosen by trace id: {SAMPLER}."
+        if len(kept) > high else
+        f"{share}: fewer traces than expected. Check that the ratio you give the sampler is "
+        f"RATIO (0.25): {SAMPLER}."))
+    # The ratio itself, not only a count near it: a 25% trace-id sampler keeps exactly the
+    # traces whose ids fall in the lowest quarter of the range, and reaches close to its top.
+    kept.matching(lambda s: low_bits(s) >= RATIO, "whose trace id a 25% ratio sampler drops") \
+        .named("kept traces that a 25% ratio sampler would have dropped") \
+        .expect_count(exactly=0, hint=_ratio_hint(kept, "more"))
+    kept.matching(lambda s: low_bits(s) >= HIGHEST_BELOW, f"in the top {RATIO - HIGHEST_BELOW:.0%} of its range") \
+        .named(f"kept traces whose ids fall between {HIGHEST_BELOW:.0%} and {RATIO:.0%} of the id range") \
+        .expect_count(at_least=1, hint=_ratio_hint(kept, "fewer"))
 
-    orphaned = [t for t in ours if not t.find(service="frontend") and t.find(service="route")]
-    cut = [t for t in kept if not t.find(service="route", kind="SERVER")]
-    if orphaned or cut:
-        found = (f"route kept spans of {plural(len(orphaned), 'request')} whose root frontend dropped"
-                 if orphaned else
-                 f"{plural(len(cut), 'trace')} kept by frontend lack route's spans")
-        fail("every trace whole: route's spans present exactly when frontend's root span is",
-             found + ".",
-             "both services must agree: a parent-based sampler (ParentBased) lets route follow "
-             "the sampled flag in the traceparent header instead of deciding for itself.",
-             trace=(orphaned or cut)[0])
+    whole_hint = ("both services must agree: a parent-based sampler (ParentBased) lets route follow "
+                  "the sampled flag in the traceparent header instead of deciding for itself.")
+    select(ours, service="route", kind="SERVER") \
+        .named("route's SERVER spans") \
+        .expect_in_trace_of(kept, hint=f"route kept spans of requests whose root frontend dropped: {whole_hint}")
+    kept.descendants(service="route", kind="SERVER").named("route's SERVER span under each kept request") \
+        .expect_count(at_least=1, per_trace=True, hint=f"traces kept by frontend lack route's spans: {whole_hint}")
 
-    recorded = {t.trace_id for t in traces if t.find(service="route")}
-    dropped = [tid for tid in followed if tid not in recorded]
-    if dropped:
-        fail("route to keep every request its caller sampled (traceparent ending in -01)",
-             f"route dropped {len(dropped)} of {PROBES} such requests: it decides on its own "
-             "instead of following its parent.",
-             "wrap the ratio sampler in ParentBased(...): the ratio then applies only to root "
-             "spans, and every other span follows its parent's decision.")
-    kept_anyway = [tid for tid in ignored if tid in recorded]
-    if kept_anyway:
-        fail("route to drop every request its caller did not sample (traceparent ending in -00)",
-             f"route recorded {len(kept_anyway)} of {PROBES} such requests anyway.",
-             "wrap the ratio sampler in ParentBased(...), so route follows its parent's decision.")
+    probed = select(traces, service="route", kind="SERVER")
+    seen = {s.trace_id for s in probed}
+    dropped = sum(tid not in seen for tid in followed)
+    probed.matching(lambda s: s.trace_id in followed, "called with traceparent ...-01") \
+        .named("route's SERVER spans of the requests its caller sampled (traceparent ending in -01)") \
+        .expect_count(exactly=PROBES, hint=(
+            f"route dropped {dropped} of {PROBES} requests its caller sampled: it decides on its own "
+            "instead of following its parent. Wrap the ratio sampler in ParentBased(...): the ratio "
+            "then applies only to root spans, and every other span follows its parent's decision."))
+    probed.matching(lambda s: s.trace_id in ignored, "called with traceparent ...-00") \
+        .named("route's SERVER spans of the requests its caller did not sample (traceparent ending in -00)") \
+        .expect_count(exactly=0, hint=(
+            "route recorded requests its caller did not sample: wrap the ratio sampler in "
+            "ParentBased(...), so route follows its parent's decision."))
+
+
+def _ratio_hint(kept, what: str) -> str:
+    top = max((low_bits(s) for s in kept), default=0.0)
+    return (f"your sampler keeps {what} than a quarter of trace ids: the highest kept id sits at "
+            f"{top:.0%} of the range, where a 25% ratio sampler keeps ids below 25% and comes "
+            f"close to it. Keep RATIO (0.25) as it is: {SAMPLER}.")
 
 
 def _send_requests(frontend) -> None:
@@ -128,6 +152,11 @@ def _probe_route(route) -> tuple[list[str], list[str]]:
 MIX = {"error": 20, "slow": 20, "normal": 1000}
 TAIL_RATIO = 0.10
 THRESHOLD_MS = 500
+# Traffic on both sides of the threshold, so only a threshold of (about) 500 ms passes:
+# 520 ms traces must all be kept; 480 ms ones are ordinary (a tenth, ~2 of 20, kept).
+NEAR = {"just-slow": THRESHOLD_MS + 20, "just-quick": THRESHOLD_MS - 20}
+NEAR_COUNT = 20
+NEAR_QUICK_MOST = 10     # a 10% sample keeps more than 10 of 20 about once in 10^5 runs
 DECISION_WAIT = "1s"     # what the check sets TQ_TAIL_DECISION_WAIT to
 LONGEST_WAIT_S = 10      # a decision_wait the check is willing to sit through
 
@@ -146,9 +175,11 @@ def test_part_b_tail_sampling_keeps_errors_slow_traces_and_a_tenth_of_the_rest(r
         waits = _decision_wait_s(config, pipeline, env) + (
             config.duration_s("processors", batches[0], "timeout", env, 0.2) if batches else 0)
         collector.start()
-        send_mix(collector.otlp_endpoint, MIX)
-        kept = kept_by_kind(collector.client, not_before=waits + 1.5, settle=2.0, timeout=waits + 20)
-        _judge_what_was_kept(kept, config, pipeline, collector)
+        send_mix(collector.otlp_endpoint, {**MIX, **{kind: NEAR_COUNT for kind in NEAR}},
+                 lasting_ms=NEAR)
+        kept_by_kind(collector.client, not_before=waits + 1.5, settle=2.0, timeout=waits + 20)
+        traces = collector.client.find_traces(MIX_SERVICE, lookback_s=600, limit=100_000)
+        _judge_what_was_kept(traces, config, pipeline, collector)
 
 
 def _check_tail_sampling_before_batch(pipeline) -> None:
@@ -180,45 +211,67 @@ def _decision_wait_s(config: CollectorConfig, pipeline, env: dict) -> float:
     return seconds
 
 
-def _judge_what_was_kept(kept, config: CollectorConfig, pipeline, collector) -> None:
-    sent = sum(MIX.values())
-    if not sum(kept.values()):
+def _judge_what_was_kept(traces, config: CollectorConfig, pipeline, collector) -> None:
+    sent = sum(MIX.values()) + NEAR_COUNT * len(NEAR)
+    mix = select(traces, name="GET /mix")
+
+    def kept(kind: str, label: str):
+        return mix.where(attributes={MIX_ATTRIBUTE: kind}).named(label)
+
+    if not mix:
         fail(f"Jaeger to receive some of the {sent} traces sent to your collector",
              "it received none of them.",
              "the pipeline must still end in the otlp/jaeger exporter, as in the starter, and at "
              "least one policy must keep something. The collector's output below may say more.",
              details=collector.log_tail())
-    normal, low, high = kept["normal"], *expected_range(MIX["normal"], TAIL_RATIO)
+    normal = kept("normal", f"the {MIX['normal']} ordinary traces (10 ms, no error)")
+    low, high = expected_range(MIX["normal"], TAIL_RATIO)
     if not pipeline.processors_of_kind("tail_sampling"):
-        defined = list(config.defined("processors", "tail_sampling"))
-        found = (f"all {normal} ordinary traces were kept: nothing is sampling yet"
-                 if normal == MIX["normal"] else
-                 f"{normal} of {MIX['normal']} ordinary traces were kept, and the pipeline has no "
-                 "tail_sampling processor")
-        if defined:
-            fail("a tail_sampling processor in the traces pipeline",
-                 f"{found}. {defined[0]} is defined under processors, but the pipeline does not "
-                 f"list it ({pipeline.shown()}).",
-                 f"add {defined[0]} to service.pipelines.traces.processors, before batch: a "
-                 "processor does nothing until a pipeline lists it.")
-        fail("a tail_sampling processor in the traces pipeline", found + ".",
-             "add a tail_sampling processor under processors, with a status_code, a latency and "
-             "a probabilistic policy, and list it in the pipeline before batch.")
+        _no_sampler(len(normal), config, pipeline)
 
     policies = _policies(config, pipeline)
-    if kept["error"] < MIX["error"]:
-        fail(f"all {MIX['error']} traces with an error kept",
-             f"errors were dropped: only {kept['error']} of {MIX['error']} reached Jaeger.",
-             _error_hint(policies))
-    if kept["slow"] < MIX["slow"]:
-        fail(f"all {MIX['slow']} traces slower than {THRESHOLD_MS} ms kept (each lasts 800 ms)",
-             f"slow traces were dropped: only {kept['slow']} of {MIX['slow']} reached Jaeger.",
-             _slow_hint(policies))
-    if not low <= normal <= high:
-        fail(f"about {TAIL_RATIO:.0%} of the {MIX['normal']} ordinary traces kept: "
-             f"between {low} and {high}",
-             f"{normal} were kept ({100 * normal / MIX['normal']:.0f}%).",
-             _too_many_hint(policies) if normal > high else _too_few_hint(policies))
+    kept("error", f"the {MIX['error']} traces with an error").expect_count(
+        exactly=MIX["error"], hint="errors were dropped: " + _error_hint(policies))
+    kept("slow", f"the {MIX['slow']} traces of 800 ms").expect_count(
+        exactly=MIX["slow"], hint="slow traces were dropped: " + _slow_hint(policies))
+    kept("just-slow", f"the {NEAR_COUNT} traces of {NEAR['just-slow']} ms, just over the threshold") \
+        .expect_count(exactly=NEAR_COUNT, hint=f"traces just over {THRESHOLD_MS} ms were dropped: "
+                      + _slow_hint(policies))
+    kept("just-quick", f"the {NEAR_COUNT} traces of {NEAR['just-quick']} ms, just under the threshold") \
+        .expect_count(at_most=NEAR_QUICK_MOST,
+                      hint=f"traces just under {THRESHOLD_MS} ms were kept as if slow: "
+                      + _threshold_hint(policies))
+    normal.expect_count(at_least=low, at_most=high, hint=(
+        f"{len(normal)} of {MIX['normal']} ordinary traces were kept "
+        f"({100 * len(normal) / MIX['normal']:.0f}%). "
+        + (_too_many_hint(policies) if len(normal) > high else _too_few_hint(policies))))
+
+
+def _no_sampler(normal: int, config: CollectorConfig, pipeline) -> None:
+    """The pipeline has no tail_sampling processor: say whether one is defined but unlisted."""
+    defined = list(config.defined("processors", "tail_sampling"))
+    found = (f"all {normal} ordinary traces were kept: nothing is sampling yet"
+             if normal == MIX["normal"] else
+             f"{normal} of {MIX['normal']} ordinary traces were kept, and the pipeline has no "
+             "tail_sampling processor")
+    if defined:
+        fail("a tail_sampling processor in the traces pipeline",
+             f"{found}. {defined[0]} is defined under processors, but the pipeline does not "
+             f"list it ({pipeline.shown()}).",
+             f"add {defined[0]} to service.pipelines.traces.processors, before batch: a "
+             "processor does nothing until a pipeline lists it.")
+    fail("a tail_sampling processor in the traces pipeline", found + ".",
+         "add a tail_sampling processor under processors, with a status_code, a latency and "
+         "a probabilistic policy, and list it in the pipeline before batch.")
+
+
+def _threshold_hint(policies: list[dict]) -> str:
+    for policy in _of_type(policies, "latency"):
+        threshold = _number(_setting(policy, "threshold_ms"))
+        if threshold is not None and threshold < THRESHOLD_MS:
+            return (f"your latency policy {policy.get('name', '')!r} has threshold_ms: {threshold:g}; "
+                    f"make it {THRESHOLD_MS}, so only traces longer than {THRESHOLD_MS} ms count as slow.")
+    return _too_many_hint(policies)
 
 
 def _policies(config: CollectorConfig, pipeline) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,16 +31,18 @@ from tracequest.quests.results import CheckResult, RunResults
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "quest_cases"
-# The mystery has no code to edit: its meta-tests are in test_quest_mystery.py.
-TESTED_ELSEWHERE = {"03": "test_quest_mystery.py"}
+PROPERTIES = Path(__file__).resolve().parent / "QUEST_PROPERTIES.md"
+# The mystery has no code to edit: its meta-tests are in test_quest_mystery.py. Quest 12
+# runs the learner's test against the demo: its meta-tests (and WRONG) are in test_quest_12.py.
+TESTED_ELSEWHERE = {"03": "test_quest_mystery.py", "12": "test_quest_12.py"}
 QUEST_IDS = [q.id for q in QUESTS if q.id not in TESTED_ELSEWHERE]
 # These checks run a collector config in the real binary (the jaeger_bin fixture).
 NEEDS_JAEGER = {"06b", "07"}
 
 # What the first failure says on the untouched starter code.
 STARTER = {
-    "01": ["no spans arrived", "set_tracer_provider"],
-    "02": ["a span of your own", "start_as_current_span"],
+    "01": ["no span matches", "no span arrived at all", "set_tracer_provider"],
+    "02": ["at least 1 of spans of your own", "no span matches", "start_as_current_span"],
     "04": ["context was lost between frontend → pricing", "no traceparent header", "inject(headers)"],
     "05": ["'exception' event", "record_exception(exc)"],
     "06a": ["400 of 400 requests", "make_sampler()"],
@@ -53,30 +56,123 @@ STARTER = {
 WRONG = {
     "01-crashes": ("01", ["exited with code 1", "ModuleNotFoundError", "fix the first error"]),
     "01-no-service-name": ("01", ["unknown_service", "Resource.create"]),
-    "01-provider-not-global": ("01", ["has no children", "trace.set_tracer_provider()"]),
-    "02-not-a-child": ("02", ["started a trace of its own", "pass no context="]),
-    "02-span-ends-early": ("02", ["lasted only", "inside the `with` block"]),
+    "01-provider-not-global": ("01", ["'estimate minutes' (opened in app.py) with a parent among",
+                                      "no span matches", "trace.set_tracer_provider()"]),
+    "01-wrong-service-name": ("01", ['service.name = "eta-service"', "must be SERVICE_NAME, 'eta'"]),
+    "01-no-flask-instrumentation": ("01", ["exactly 1 of SERVER spans 'GET /eta'", "no span matches",
+                                           "FlaskInstrumentor().instrument_app(app)"]),
+    "01-hardcoded-endpoint": ("01", ["no span arrived at all", "Give the exporter no endpoint"]),
+    "02-no-own-span": ("02", ["at least 1 of spans of your own", "no span matches", "start_as_current_span"]),
+    "02-not-a-child": ("02", ["to sit inside request spans 'GET /fare'",
+                              "is the root of a trace of its own", "pass no context="]),
+    "02-span-ends-early": ("02", ["to last at least 225ms", "did not", "inside the `with` block"]),
+    "02-generic-name": ("02", ["exactly 0 of spans with a name that does not say what the work is",
+                               "'span' (INTERNAL span of fares", "name spans after the operation"]),
+    "02-name-with-argument": ("02", ["named the same for every input",
+                                     "one input gave 'compute fare 12.0', the other 'compute fare 3.0'",
+                                     "keep ids and arguments out of span names"]),
+    "02-one-attribute": ("02", ["to carry at least 2 attributes",
+                                "'compute fare' has 1 attribute (fare.distance_km)",
+                                "fare.surge_multiplier"]),
+    "02-distance-hard-coded": ("02", ["GET /fare?km=3 to have attribute fare.distance_km equal to 3",
+                                      "fare.distance_km = 12 on 'compute fare'", "not a fixed number"]),
+    "02-no-event": ("02", ["to have an event", "has no events", "span.add_event(\"fare priced\""]),
     "04-no-extract": ("04", ["context was lost between frontend → pricing", "ignored it",
                              "extract(self.headers)"]),
+    "04-no-inject": ("04", ["context was lost between frontend → pricing", "no traceparent header",
+                            "inject(headers)"]),
     "04-hardcoded-traceparent": ("04", ["but its request is in trace", "do not write the header yourself"]),
     "04-inject-outside-client-span": ("04", ["hangs under", "'GET /quote'",
                                              "inside the `with` block of the CLIENT span"]),
-    "04-custom-header": ("04", ["removes the traceparent header", "some other way"]),
+    "04-custom-header": ("04", ["not to be in a trace of", "removes the traceparent header",
+                                "some other way"]),
+    "04-fixed-trace-id": ("04", ["in a trace of its own", "the 3 spans share 1 trace",
+                                 "build no SpanContext or traceparent by hand"]),
+    "04-no-client-span": ("04", ["exactly 5 of frontend's CLIENT spans", "no span matches",
+                                 "the CLIENT span in ask_pricing()"]),
+    "04-no-server-span": ("04", ["exactly 5 of pricing's SERVER spans", "no span matches",
+                                 "the SERVER span in PriceHandler.do_GET()"]),
     "05-status-only": ("05", ["'exception' event", "record_exception(exc)"]),
     "05-wrong-span": ("05", ["recorded on 'GET /driver'", "inside the `with` block of the Redis span"]),
     "05-ad-hoc-names": ("05", ["semantic-convention names", "redis.command -> db.operation.name"]),
+    "05-exception-by-hand": ("05", ["with .exception.type (naming the class RedisTimeout)",
+                                    "it with other attributes", "instead of add_event(...)"]),
+    "05-no-error-status": ("05", ["to have status ERROR", "'GET' is UNSET",
+                                  "span.set_status(Status(StatusCode.ERROR, str(exc)))"]),
+    "05-query-text-is-key": ("05", ['db.query.text = "driver:T13"', "not the key alone"]),
+    "05-error-type-message": ("05", ["error.type naming the class RedisTimeout",
+                                     'error.type = "GET driver:T13 timed out', "not the message",
+                                     "type(exc).__qualname__"]),
+    "05-key-in-span-name": ("05", ["named the same for every input",
+                                   "one input gave 'GET driver:T7', the other 'GET driver:T13'",
+                                   "the key belongs in db.query.text"]),
+    "05-error-type-on-success": ("05", ["GET /driver?id=T7 not to carry attribute error.type",
+                                       "only in the except clause"]),
+    "05-exception-on-success": ("05", ["GET /driver?id=T7 not to have an event 'exception'",
+                                      "only in the except clause"]),
+    "05-error-status-on-success": ("05", ["successful lookup (T7) with status ERROR", "1 span: 'GET'",
+                                         "only in the except clause"]),
+    "05-redis-span-not-client": ("05", ["exactly 1 of the Redis span of GET /driver?id=T7",
+                                       "no span matches", "kind=SpanKind.CLIENT"]),
+    "05-no-server-span": ("05", ["exactly 2 of request spans", "no span matches {kind=SERVER}",
+                                 "telemetry.py sets those up"]),
     "06-ratio-without-parentbased": ("06a", ["route dropped", "ParentBased"]),
     "06-root-only": ("06a", ["whose root frontend dropped", "ParentBased"]),
+    "06-keeps-everything": ("06a", ["400 of 400 requests left a trace", "RATIO (0.25)"]),
+    "06-ratio-0.3": ("06a", ["RATIO (0.25)", "ParentBased(root=TraceIdRatioBased(RATIO))"]),
+    "06-ratio-0.2": ("06a", ["RATIO (0.25)", "ParentBased(root=TraceIdRatioBased(RATIO))"]),
+    "06-route-lower-ratio": ("06a", ["route's SERVER span under each kept request in every trace",
+                                     "traces kept by frontend lack route's spans", "ParentBased"]),
+    "06-unsampled-parent-by-ratio": ("06a", ["did not sample (traceparent ending in -00)",
+                                             "route recorded requests its caller did not sample"]),
     "06b-after-batch": ("06b", ["tail_sampling sits after batch", "in front of batch"]),
     "06b-probabilistic-only": ("06b", ["errors were dropped", "status_code", "status_codes: [ERROR]"]),
-    "06b-slow-threshold": ("06b", ["slow traces were dropped", "threshold_ms: 1000", "make it 500"]),
+    "06b-slow-threshold": ("06b", ["exactly 20 of the 20 traces of 800 ms", "slow traces were dropped",
+                                   "threshold_ms: 1000", "make it 500"]),
+    "06b-threshold-600": ("06b", ["exactly 20 of the 20 traces of 520 ms, just over the threshold",
+                                  "traces just over 500 ms were dropped", "threshold_ms: 600",
+                                  "make it 500"]),
+    "06b-threshold-400": ("06b", ["at most 10 of the 20 traces of 480 ms, just under the threshold",
+                                  "kept as if slow", "threshold_ms: 400", "make it 500"]),
+    "06b-no-probabilistic": ("06b", ["ordinary traces (10 ms, no error)", "0 of 1000 ordinary traces",
+                                     "add a policy of type probabilistic"]),
+    "06b-probabilistic-50": ("06b", ["of 1000 ordinary traces were kept", "keeps 50%",
+                                     "make sampling_percentage 10"]),
+    "06b-not-in-pipeline": ("06b", ["tail_sampling is defined under processors, but the pipeline does "
+                                    "not list it"]),
+    "06b-fixed-decision-wait": ("06b", ["a decision_wait the check can shorten", "decision_wait is 30s"]),
+    "06b-exports-to-debug": ("06b", ["Jaeger to receive some of the", "it received none of them",
+                                     "otlp/jaeger exporter"]),
     "07-attributes-not-in-pipeline": ("07", ["ada@example.com is still there", "does not list it",
                                              "between memory_limiter and batch"]),
     "07-batch-first": ("07", ["batch comes first", "move memory_limiter to the front"]),
+    "07-does-not-load": ("07", ["to load in the collector", "the collector refused it",
+                                "'timeout' time: unknown unit", "fix what that message names"]),
+    "07-no-memory-limiter": ("07", ["memory_limiter first", "there is no memory_limiter",
+                                    "define a memory_limiter"]),
+    "07-batch-not-last": ("07", ["batch last", "batch is not last", "move batch to the end"]),
+    "07-hash-everything": ("07", ["to have attribute account.plan = \"pro\"", "only user.email may change"]),
+    "07-wrong-key": ("07", ["spans in Jaeger that hold a raw e-mail address", "is still there",
+                            "has no action for key: user.email"]),
     "07-exporter-not-listed": ("07", ["Jaeger holds no spans of accounts",
                                       "otlp/jaeger is defined under exporters"]),
     "08-baggage-not-attached": ("08", ["no customer.id in its baggage header", "context.attach"]),
-    "08-child-not-link": ("08", ["became a child of the producer", "links=[Link(...)]"]),
+    "08-no-producer-span": ("08", ["exactly 2 of the 'outbox publish' PRODUCER spans",
+                                   "no span matches {kind=PRODUCER}", "with their kinds"]),
+    "08-child-not-link": ("08", ["hangs under 'outbox publish'", "became a child of the producer",
+                                 "links=[Link(...)]"]),
+    "08-baggage-none-recorded": ("08", ["customer.id = \"None\"", "no customer.id in its baggage header", "get_baggage() returned None", "context.attach"]),
+    "08-notifier-hard-codes-customer": ("08", ["for customer 517 to have attribute customer.id = '517'", "customer.id = \"392\"", "do not hard-code it"]),
+    "08-baggage-not-read": ("08", ["no span matches", "the baggage reached notifier", "no notifier span records it", "baggage.get_baggage(\"customer.id\")"]),
+    "08-frontend-hard-codes-customer": ("08", ["customer.id = \"392\"", "frontend sent customer.id=392 in the baggage of customer 517's request"]),
+    "08-dispatch-drops-baggage": ("08", ["dispatch received customer.id in its baggage header but did not send it on"]),
+    "08-dispatch-loses-context": ("08", ["at least 1 of notifier's spans in the trace of customer 392's request", "dispatch.py and telemetry.py need no changes"]),
+    "08-frontend-not-traced": ("08", ["exactly 2 of frontend's request spans", "no span matches"]),
+    "08-link-and-child": ("08", ["to be a child of the 'outbox publish' PRODUCER spans", "hangs under 'outbox publish'", "links=[Link(...)], not as context="]),
+    "08-child-of-request": ("08", ["to be in a trace of the 'outbox publish' PRODUCER spans", "joined the request's trace"]),
+    "08-link-to-request": ("08", ["links to 'GET /notify'", "inside the PRODUCER span's `with` block"]),
+    "08-no-link": ("08", ["has no links", "nothing ties the sent message to the request"]),
+    "08-no-consumer-kind": ("08", ["exactly 2 of the 'outbox process' CONSUMER spans", "no span matches {kind=CONSUMER}", "with their kinds"]),
 }
 
 
@@ -112,32 +208,47 @@ def case_labs(case: str, into: Path) -> Path:
     return into
 
 
-def start_runs(quest_ids: list[str], base: Path, pool: ThreadPoolExecutor) -> dict:
-    """Starter, solution and every wrong case of these quests, running in the pool."""
-    runs = {
-        "starter": pool.submit(run_checks, ROOT / "labs", base / "starter", quest_ids),
-        "solution": pool.submit(run_checks, ROOT / "solutions", base / "solution", quest_ids),
-    }
+def start_runs(quest_ids: list[str], base: Path, pool: ThreadPoolExecutor, wanted: tuple) -> dict:
+    """Starter, solution and wrong cases of these quests that the session's tests need, in the pool."""
+    quests, cases = wanted
+    chosen = [q for q in quest_ids if q in quests]
+    runs = {}
+    if chosen:
+        runs["starter"] = pool.submit(run_checks, ROOT / "labs", base / "starter", chosen)
+        runs["solution"] = pool.submit(run_checks, ROOT / "solutions", base / "solution", chosen)
     for case, (quest_id, _) in WRONG.items():
-        if quest_id in quest_ids:
+        if quest_id in quest_ids and case in cases:
             labs = case_labs(case, base / case / "labs")
             runs[case] = pool.submit(run_checks, labs, base / case / "home", [quest_id])
     return runs
 
 
+def wanted_runs(session) -> tuple[set[str], set[str]]:
+    """The quests and wrong cases the selected tests ask about (`-k 04` runs only quest 04's)."""
+    quests, cases = set(), set()
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "quest_id" in params:
+            quests.add(params["quest_id"])
+        if "case" in params:
+            cases.add(params["case"])
+    return quests, cases
+
+
 @pytest.fixture(scope="session")
-def python_outcomes(tmp_path_factory):
+def python_outcomes(request, tmp_path_factory):
     """The runs of the quests solved in Python, started at once and awaited where needed."""
     with ThreadPoolExecutor(max_workers=3) as pool:
         yield start_runs([q for q in QUEST_IDS if q not in NEEDS_JAEGER],
-                         tmp_path_factory.mktemp("quest-runs"), pool)
+                         tmp_path_factory.mktemp("quest-runs"), pool, wanted_runs(request.session))
 
 
 @pytest.fixture(scope="session")
-def collector_outcomes(jaeger_bin, tmp_path_factory):
+def collector_outcomes(request, jaeger_bin, tmp_path_factory):
     """The runs of the quests solved in a collector config, against the real binary."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        yield start_runs(sorted(NEEDS_JAEGER), tmp_path_factory.mktemp("collector-quest-runs"), pool)
+        yield start_runs(sorted(NEEDS_JAEGER), tmp_path_factory.mktemp("collector-quest-runs"), pool,
+                         wanted_runs(request.session))
 
 
 def outcomes_for(request, quest_id: str) -> dict:
@@ -166,7 +277,39 @@ def test_every_quest_has_a_starter_a_solution_and_a_wrong_solution():
         assert any(q == quest.id for q, _ in WRONG.values()), f"no wrong solution for {quest.id}"
     for case in WRONG:
         assert (CASES / case).is_dir(), case
-    assert {p.name for p in CASES.iterdir() if p.is_dir()} == set(WRONG)
+    assert own_case_folders() == set(WRONG)
+
+
+def own_case_folders() -> set[str]:
+    """The case folders of the quests this file tests (quest 12 keeps its own)."""
+    elsewhere = tuple(f"{quest_id}-" for quest_id in TESTED_ELSEWHERE)
+    return {p.name for p in CASES.iterdir() if p.is_dir() and not p.name.startswith(elsewhere)}
+
+
+def table_cases(path: Path = PROPERTIES) -> dict[str, list[str]]:
+    """Case folder -> the properties it proves, from the last column of tests/QUEST_PROPERTIES.md."""
+    cases: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("quest", "---"):
+            continue
+        named = re.findall(r"`([^`]+)`", cells[3])
+        assert named, f"a property with no wrong case: {line}"
+        for case in named:
+            cases.setdefault(case, []).append(f"{cells[0]}: {cells[1]}")
+            if case in WRONG:
+                assert WRONG[case][0].startswith(cells[0]), f"{case} is listed under quest {cells[0]}"
+    return cases
+
+
+def test_the_properties_table_names_every_case():
+    """The table and the case folders cannot drift: each names exactly the other."""
+    listed = table_cases()
+    every_folder = {p.name for p in CASES.iterdir() if p.is_dir()}
+    assert sorted(set(listed) - every_folder) == [], "named in the table, but no such case folder"
+    assert sorted(own_case_folders() - set(listed)) == [], "case folders the table does not name"
+    twice = {case: rows for case, rows in listed.items() if len(rows) > 1}
+    assert twice == {}, "a case proves one property"
 
 
 @pytest.mark.parametrize("quest_id", QUEST_IDS)
@@ -270,11 +413,19 @@ def test_quest_ids_as_a_learner_types_them():
         select(["09"])
 
 
-def test_check_command_records_progress_for_the_learners_own_labs(tmp_path):
-    """`tracequest check 01` in a clone whose labs/ hold a working solution."""
+def make_clone(tmp_path: Path, lab: Path) -> Path:
+    """A clone of the lab as a learner has it, with this lab folder as labs/01-first-trace."""
     clone = tmp_path / "clone"
     shutil.copytree(ROOT / "checks", clone / "checks")
-    shutil.copytree(ROOT / "solutions" / "01-first-trace", clone / "labs" / "01-first-trace")
+    shutil.copytree(lab, clone / "labs" / "01-first-trace")
+    for folder in ("services", "compose"):   # what marks a clone (tracequest.paths)
+        (clone / folder).mkdir()
+    return clone
+
+
+def test_check_command_records_progress_for_the_learners_own_labs(tmp_path):
+    """`tracequest check 01` in a clone whose labs/ hold a working solution."""
+    clone = make_clone(tmp_path, ROOT / "solutions" / "01-first-trace")
     env = child_env(TRACEQUEST_HOME=str(tmp_path / "home"))
 
     def tracequest(*args):
@@ -300,9 +451,7 @@ def test_check_command_records_progress_for_the_learners_own_labs(tmp_path):
 
 
 def test_check_command_shows_no_traceback_on_failure(tmp_path):
-    clone = tmp_path / "clone"
-    shutil.copytree(ROOT / "checks", clone / "checks")
-    shutil.copytree(ROOT / "labs" / "01-first-trace", clone / "labs" / "01-first-trace")
+    clone = make_clone(tmp_path, ROOT / "labs" / "01-first-trace")
     env = child_env(TRACEQUEST_HOME=str(tmp_path / "home"))
     done = subprocess.run([sys.executable, "-m", "tracequest.cli", "check", "01"], cwd=clone,
                           env=env, capture_output=True, text=True, timeout=120)

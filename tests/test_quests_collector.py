@@ -11,8 +11,8 @@ from pathlib import Path
 
 from test_quests import NEEDS_JAEGER, WRONG, failure_text, run_checks
 
-from tracequest.quests.collector import (CollectorConfig, compact_log_line, kind_of,
-                                         validation_error)
+from tracequest.quests.collector_config import (CollectorConfig, compact_log_line, kind_of,
+                                                validation_error)
 from tracequest.quests.registry import get_quest, select
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,9 +32,11 @@ def compute_fare(km: float) -> float:
     """Ask the (slow) pricing model for a fare."""
     # TODO: Wrap the work below in a span of its own:
     #   - open it with tracer.start_as_current_span(...) and a name that says
-    #     what the work is, so it reads well in a waterfall;
-    #   - record at least two attributes with span.set_attribute(...),
-    #     e.g. the distance and the surge multiplier;
+    #     what the work is, so it reads well in a waterfall (no ids or
+    #     arguments in the name);
+    #   - record at least two attributes with span.set_attribute(...): the
+    #     distance asked for as "fare.distance_km" (km), and e.g. the surge
+    #     multiplier;
     #   - add one event with span.add_event(...) when the price is known.
     surge = surge_multiplier()
     time.sleep(PRICING_DELAY)  # the pricing model thinking

@@ -22,28 +22,30 @@ SLOW_MS = 800     # how long a slow trace lasts
 QUICK_MS = 10     # how long every other trace lasts
 
 
-def send_mix(endpoint: str, counts: Mapping[str, int], service: str = MIX_SERVICE) -> None:
+def send_mix(endpoint: str, counts: Mapping[str, int], service: str = MIX_SERVICE,
+             lasting_ms: Mapping[str, int] | None = None) -> None:
     """Send a designed mix of two-span traces to an OTLP/gRPC endpoint, and flush.
 
     ``counts`` says how many traces of each kind: ``error`` (the child span ends
-    with status ERROR), ``slow`` (the trace lasts SLOW_MS) and ``normal`` (neither).
-    Every trace is QUICK_MS long unless slow, and its root span carries its kind
-    in ``mix.kind``, so what survives can be counted per kind. The kinds are
-    shuffled, as real traffic would be.
+    with status ERROR), ``slow`` (the trace lasts SLOW_MS), ``normal`` (neither),
+    and any kind named in ``lasting_ms`` (a trace of that many ms, e.g. just
+    either side of a sampling threshold). Every other trace is QUICK_MS long.
+    The root span carries its kind in ``mix.kind``, so what survives can be
+    counted per kind. The kinds are shuffled, as real traffic would be.
     """
     from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-    unknown = set(counts) - {"error", "slow", "normal"}
+    lasting = {"error": QUICK_MS, "slow": SLOW_MS, "normal": QUICK_MS, **(lasting_ms or {})}
+    unknown = set(counts) - set(lasting)
     if unknown:
-        raise ValueError(f"unknown kinds of trace {sorted(unknown)}; use error, slow and normal")
+        raise ValueError(f"unknown kinds of trace {sorted(unknown)}; use {', '.join(lasting)}")
     total = sum(counts.values())
     provider = tracer_provider(service, endpoint, schedule_delay_ms=100, max_queue_size=2 * total + 64)
     tracer = provider.get_tracer("tracequest.mix")
     kinds = [kind for kind, count in counts.items() for _ in range(count)]
     random.shuffle(kinds)
     for kind in kinds:
-        lasts_ms = SLOW_MS if kind == "slow" else QUICK_MS
-        start = time.time_ns() - lasts_ms * 1_000_000
+        start = time.time_ns() - lasting[kind] * 1_000_000
         root = tracer.start_span("GET /mix", kind=SpanKind.SERVER, start_time=start,
                                  attributes={MIX_ATTRIBUTE: kind})
         child = tracer.start_span("work", context=set_span_in_context(root), start_time=start + 1000)

@@ -9,7 +9,9 @@ checks run it in the real collector (see ``collector``).
 
 Most quests are solved by editing code in ``labs/``. Quest 03 is solved by
 investigating: its folder holds only a README, and the learner answers with
-``tracequest answer`` (``has_code`` is False).
+``tracequest answer`` (``has_code`` is False). Quest 12 is solved by writing
+tests: its check runs them against the demo, healthy and with regressions
+injected (see ``regressions``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ QUESTS: tuple[Quest, ...] = (
           "Route traces through a collector that guards its memory, batches, and scrubs user.email."),
     Quest("08", "baggage-and-links", "Baggage and links", "bonus", 200,
           "Carry a value across three services; link a consumer to its producer."),
+    Quest("12", "trace-test", "Your own trace test", "advanced", 250,
+          "Write pytest tests on the demo's traces that pass when it is healthy "
+          "and fail on each regression they guard."),
 )
 
 
@@ -82,6 +87,7 @@ BADGES: tuple[Badge, ...] = (
     Badge("Context Carrier", "kept one request in one trace across services", ("04", "08")),
     Badge("Sampler", "kept traces whole while keeping only some", ("06a",)),
     Badge("Pipeline Keeper", "sampled and scrubbed traces in the collector", ("06b", "07")),
+    Badge("Regression Guard", "wrote trace tests that catch what breaks", ("12",)),
 )
 
 

@@ -1,0 +1,25 @@
+"""Tracing setup for the ETA service: the SDK side of OpenTelemetry.
+
+app.py makes spans through the API. The SDK decides what becomes of them:
+which service they belong to, how they are batched, and where they are sent.
+"""
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+SERVICE_NAME = "eta"
+
+
+def setup_tracing(app) -> None:
+    """Install a tracer provider and instrument the Flask app; called once, at start-up."""
+    # Wrong on purpose: a name of its own instead of SERVICE_NAME ("eta").
+    resource = Resource.create({"service.name": "eta-service"})
+    provider = TracerProvider(resource=resource)
+    # Batching keeps exporting off the request path; the provider flushes at exit.
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    FlaskInstrumentor().instrument_app(app)
