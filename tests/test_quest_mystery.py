@@ -156,6 +156,24 @@ def test_mystery_new_restarts_a_running_lab_with_the_mystery_on(tmp_path):
         (Lab.from_state(tmp_path) or lab).down(log=lambda *_: None)
 
 
+def test_mystery_new_takes_the_same_port_options_as_up(tmp_path):
+    """With 8080 or 4317 busy, the mystery's lab can move, as `tracequest up --frontend-port` can."""
+    ports = Ports.free()
+    flags = [f"--{name.replace('_', '-')}-port={port}" for name, port in ports.as_dict().items()]
+    try:
+        done = tracequest(tmp_path, "mystery", "new", "--seed", "4", *flags)
+        assert done.returncode == 0, done.stdout + done.stderr
+        started = Lab.from_state(tmp_path)
+        assert started.ports == ports and started.service_env["TQ_MYSTERY"] == "4"
+        assert requests.get(f"http://127.0.0.1:{ports.frontend}/health", timeout=5).status_code == 200
+        refused = tracequest(tmp_path, "mystery", "start", "--frontend-port", "0")
+        assert refused.returncode == 2 and "not 0" in refused.stderr
+    finally:
+        lab = Lab.from_state(tmp_path)
+        if lab:
+            lab.down(log=lambda *_: None)
+
+
 # --- the check, before there is anything to run ---------------------------------------
 
 def run_check(home: Path) -> str:

@@ -362,15 +362,30 @@ def _knob_help(knob: Knob) -> str:
     return f"{knob.help} (default: {default}; env {knob.env})"
 
 
-def _chosen_knobs(args) -> dict[Knob, object]:
+def add_port_options(parser: argparse.ArgumentParser) -> None:
+    """`up`'s port options, for other commands that start a lab (`mystery new`, `mystery start`)."""
+    group = parser.add_argument_group("ports", "Move any lab port, as `tracequest up` can.")
+    for knob in up_knobs():
+        if knob.group == "port":
+            group.add_argument(knob.flag, dest=_dest(knob), type=_knob_type(knob),
+                               metavar=_metavar(knob), help=_knob_help(knob))
+
+
+def ports_from_args(args) -> Ports | None:
+    """The ports asked for by option or environment twin; None when none was."""
+    chosen = _chosen_knobs(args, [k for k in up_knobs() if k.group == "port"])
+    return Ports(**{_port_field(k): v for k, v in chosen.items()}) if chosen else None
+
+
+def _chosen_knobs(args, knobs: list[Knob] | None = None) -> dict[Knob, object]:
     """Knob values from the command line, else from their environment twins in the shell."""
     try:
         check_env_names(sorted(name for name in os.environ if name.startswith("TQ_")))
     except KnobError as exc:
         raise UsageError(f"in your environment: {exc}") from None
     chosen = {}
-    for knob in up_knobs():
-        value = getattr(args, _dest(knob))
+    for knob in up_knobs() if knobs is None else knobs:
+        value = getattr(args, _dest(knob), None)
         if value is None and os.environ.get(knob.env):
             raw = os.environ[knob.env]
             try:

@@ -11,6 +11,7 @@ import argparse
 import sys
 import textwrap
 
+from ..cli import add_port_options, ports_from_args
 from ..lab import find_home
 from . import mystery
 from .board import marks_for
@@ -65,10 +66,12 @@ def _add_mystery(commands) -> None:
                                                 "e.g. to share one with a classmate "
                                                 "(default: a new random one)")
     new.add_argument("--no-start", action="store_true", help="only draw it; leave the lab alone")
+    add_port_options(new)
     new.set_defaults(func=cmd_mystery_new)
     start = actions.add_parser("start", help="(re)start the lab with the mystery you drew",
                                description="(Re)start the lab with the mystery you drew, keeping "
-                                           "the lab's backend and ports.")
+                                           "the lab's backend and ports unless you move them.")
+    add_port_options(start)
     start.set_defaults(func=cmd_mystery_start)
     status = actions.add_parser("status", help="your mystery, whether the lab runs it, your answer",
                                 description="Show your mystery's number, whether the running lab "
@@ -154,7 +157,7 @@ def cmd_mystery_new(args) -> int:
         _print_mystery_steps(None)
         return 0
     print()
-    _print_mystery_steps(mystery.start_lab(home, seed))
+    _print_mystery_steps(mystery.start_lab(home, seed, ports=ports_from_args(args)))
     return 0
 
 
@@ -164,7 +167,7 @@ def cmd_mystery_start(args) -> int:
     if seed is None:
         print("No mystery drawn yet: run `tracequest mystery new`.", file=sys.stderr)
         return 1
-    _print_mystery_steps(mystery.start_lab(home, seed))
+    _print_mystery_steps(mystery.start_lab(home, seed, ports=ports_from_args(args)))
     return 0
 
 

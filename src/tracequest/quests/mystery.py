@@ -19,6 +19,7 @@ from pathlib import Path
 from services.common.mystery import ENV, culprit_for
 
 from ..lab import Lab, LabSettings
+from ..ports import Ports
 
 MYSTERY_FILE = "mystery.json"
 ANSWERS_FILE = "answers.json"
@@ -101,21 +102,22 @@ def mystery_env(seed: int) -> dict:
     return {ENV: str(seed)}
 
 
-def start_lab(home: Path, seed: int, log=print) -> Lab:
+def start_lab(home: Path, seed: int, log=print, ports: Ports | None = None) -> Lab:
     """Start the lab with this mystery on; a lab already running is restarted as it was.
 
-    Restarting keeps its ports, backend and settings, adding only the mystery,
-    so every URL the learner has open keeps working.
+    Restarting keeps its ports (unless ``ports`` moves them), backend and
+    settings, adding only the mystery, so every URL the learner has open keeps working.
     """
     running = Lab.from_state(home)
     if running is None:
         log(f"Starting the lab with mystery #{seed} on...")
-        lab = Lab(LabSettings(service_env=mystery_env(seed)), home)
+        lab = Lab(LabSettings(ports=ports or Ports(), service_env=mystery_env(seed)), home)
     else:
-        log(f"Restarting the lab with mystery #{seed} on (same ports and backend)...")
+        log(f"Restarting the lab with mystery #{seed} on (same backend"
+            f"{'' if ports else ' and ports'})...")
         running.down(log=log)
         env = {**running.service_env, **mystery_env(seed)}
-        lab = Lab(replace(running.settings, service_env=env), home)
+        lab = Lab(replace(running.settings, service_env=env, ports=ports or running.ports), home)
     lab.up(log=log)
     log("The lab is up. Traces from before this start do not show the mystery; "
         "trace lists show the newest first.")
