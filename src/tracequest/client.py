@@ -12,6 +12,7 @@ import time
 import requests
 
 from .model import Trace, group_traces
+from .procs import until
 from .otlp import OTLPError, decode_json, spans_from_request
 from .timefmt import format_go_duration, format_rfc3339, now_ns
 
@@ -159,19 +160,21 @@ class QueryClient:
         Exporters batch spans, so a trace arrives in pieces; waiting until
         the count is stable for ``settle`` seconds avoids reading half a trace.
         """
-        deadline = time.monotonic() + timeout
-        last_count, stable_since, trace = -1, time.monotonic(), None
-        while time.monotonic() < deadline:
+        seen = {"count": -1, "since": time.monotonic(), "trace": None}
+
+        def stable_and_whole() -> bool:
             try:
                 trace = self.get_trace(trace_id)
             except TraceNotFound:
                 trace = None
-            count = len(trace) if trace else 0
-            if count != last_count:
-                last_count, stable_since = count, time.monotonic()
-            elif count >= min_spans and time.monotonic() - stable_since >= settle:
-                return trace
-            time.sleep(0.1)
+            count, now = (len(trace) if trace else 0), time.monotonic()
+            if count != seen["count"]:
+                seen.update(count=count, since=now)
+            seen["trace"] = trace
+            return count >= min_spans and now - seen["since"] >= settle
+
+        until(stable_and_whole, timeout, interval=0.1)
+        trace = seen["trace"]
         if trace is None:
             raise TraceNotFound(f"trace {trace_id} did not reach {self.url} within {timeout}s")
         if len(trace) < min_spans:
