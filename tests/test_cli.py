@@ -26,9 +26,10 @@ from otlp_payloads import designed_trace, now_base_ns
 
 from services.common.knobs import KNOBS, knob
 from tracequest import binaries
-from tracequest.cli import build_parser, lab_settings, main, up_knobs
+from tracequest.cli import build_parser, main
+from tracequest.lab_options import lab_settings, up_knobs
 from tracequest.client import QueryClient
-from tracequest.lab import Lab
+from tracequest.lab import SERVICES, Lab  # the backend and each service show in `status`
 from tracequest.ports import Ports, free_port
 
 
@@ -253,7 +254,7 @@ def test_up_refuses_bad_environment_twins(name, value, words, lab_home, monkeypa
 
 
 def test_storage_options_belong_to_the_embedded_backend(lab_home):
-    from tracequest.cli import UsageError
+    from tracequest.lab_options import UsageError
 
     with pytest.raises(UsageError, match="--max-spans applies to the embedded backend only"):
         lab_settings(build_parser().parse_args(["up", "--backend", "jaeger", "--max-spans", "10"]))
@@ -349,7 +350,7 @@ def test_show_unknown_trace_says_what_to_do(lab):
 
 def test_status_and_up_again(lab):
     status = tracequest("status", home=lab.home)
-    assert status.returncode == 0 and status.stdout.count(" up ") == 5, status.stdout
+    assert status.returncode == 0 and status.stdout.count(" up ") == 1 + len(SERVICES), status.stdout
     again = tracequest("up", home=lab.home)
     assert again.returncode == 0 and "already running" in again.stdout
     other = tracequest("up", "--fix-disable-db-conn-mutex", home=lab.home)
@@ -389,7 +390,7 @@ def test_up_moves_every_port_and_every_command_finds_the_lab(tmp_path):
         assert settings.service_env == {"TQ_FIX_DB_QUERY_DELAY": "5ms"} and settings.max_spans == 5000
 
         status = tracequest("status", home=home)
-        assert status.returncode == 0 and status.stdout.count(" up ") == 5, status.stdout
+        assert status.returncode == 0 and status.stdout.count(" up ") == 1 + len(SERVICES), status.stdout
         response = requests.get(f"http://127.0.0.1:{chosen.frontend}/dispatch",
                                 params={"customer": "123"}, timeout=30)
         trace = QueryClient(f"http://127.0.0.1:{chosen.query}").wait_for_trace(

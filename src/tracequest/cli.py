@@ -15,14 +15,12 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import fields
 from pathlib import Path
-
-from services.common.knobs import KNOBS, Knob, KnobError, check_env_names
 
 from . import __version__
 from .client import QueryClient, QueryError, TraceNotFound, default_url
 from .lab import BACKENDS, COLLECTOR_CONFIGS, Lab, LabError, LabSettings, find_home
+from .lab_options import UsageError, add_knob_options, lab_settings
 from .load import run_load
 from .ports import Ports, PortInUse
 from .timefmt import format_rfc3339, parse_go_duration
@@ -30,12 +28,7 @@ from .waterfall import format_duration
 
 # 128 + SIGPIPE: what a shell reports for a program whose reader went away.
 EXIT_BROKEN_PIPE = 141
-DEMO_SERVICES = frozenset({"frontend", "customer", "driver", "route"})
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
-
-
-class UsageError(Exception):
-    """A value the command cannot use; reported on one line with exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .quests.commands import register_commands
 
     register_commands(commands)
+
+    from .pitfalls.doctor import register_commands as register_doctor
+
+    register_doctor(commands)
     return parser
 
 
@@ -146,19 +143,7 @@ def _add_up(commands) -> None:
                     help=f"what the collector backend loads: {', '.join(COLLECTOR_CONFIGS)} "
                          "(from compose/collector/), or the path of your own YAML file "
                          "(default: collector; only with --backend collector)")
-    groups = {
-        "port": up.add_argument_group("ports", "Move any lab port, e.g. when something "
-                                               "else already holds 8080 or 4317."),
-        "service": up.add_argument_group("the demo's knobs", "Fix flags, failures and simulated "
-                                                             "delays, passed to the services."),
-        "storage": up.add_argument_group("storage", "How much the embedded backend keeps; the "
-                                                    "oldest whole traces go first."),
-    }
-    for knob in up_knobs():
-        group = groups[_knob_role(knob)]
-        kind = {"nargs": "?", "const": "on"} if knob.kind == "bool" else {}
-        group.add_argument(knob.flag, dest=_dest(knob), type=_knob_type(knob), metavar=_metavar(knob),
-                           help=_knob_help(knob), **kind)
+    add_knob_options(up)
 
 
 def _add_down(commands) -> None:
@@ -300,122 +285,6 @@ def _collector_config(text: str) -> str:
         return text
     raise argparse.ArgumentTypeError(
         f"{text!r} is neither one of {', '.join(COLLECTOR_CONFIGS)} nor a YAML file that exists")
-
-
-# --- `up`'s options, from the knob table ------------------------------------
-
-def up_knobs() -> list[Knob]:
-    """The knobs `up` takes: every port, the services' fixes/failures/delays, the store's bound."""
-    port_fields = {f.name for f in fields(Ports)}
-    chosen = []
-    for knob in KNOBS:
-        if knob.group == "port" and _port_field(knob) in port_fields:
-            chosen.append(knob)
-        elif knob.group in ("fix", "failure", "delay") and DEMO_SERVICES & set(knob.readers):
-            chosen.append(knob)
-        elif knob.group == "storage" and knob.name in ("max-spans", "max-age"):
-            chosen.append(knob)
-    return chosen
-
-
-def _knob_role(knob: Knob) -> str:
-    return knob.group if knob.group in ("port", "storage") else "service"
-
-
-def _port_field(knob: Knob) -> str:
-    """Knob `otlp-grpc-port` is field `otlp_grpc` of Ports."""
-    return knob.name.removesuffix("-port").replace("-", "_")
-
-
-def _dest(knob: Knob) -> str:
-    return "knob_" + knob.name.replace("-", "_")
-
-
-def _metavar(knob: Knob) -> str:
-    return {"bool": "on|off", "duration": "DURATION", "port": "PORT", "rate": "RATE",
-            "url": "URL", "host": "HOST"}.get(knob.kind, "N")
-
-
-def _knob_type(knob: Knob):
-    def parse(text: str):
-        try:
-            value = knob.parse(text)
-        except KnobError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        _check_lab_value(knob, value)
-        return value
-    parse.__name__ = knob.kind  # argparse names the type in some messages
-    return parse
-
-
-def _check_lab_value(knob: Knob, value) -> None:
-    """What a service would accept but a lab cannot use: port 0 leaves the lab unable to find it."""
-    if knob.kind == "port" and value == 0:
-        raise argparse.ArgumentTypeError("the lab needs a fixed port, 1 to 65535, not 0")
-
-
-def _knob_help(knob: Knob) -> str:
-    default = "unset" if knob.default is None else knob.show(knob.default)
-    raw = os.environ.get(knob.env)
-    if raw:
-        return f"{knob.help} (default: {raw}, from ${knob.env}; without it {default})"
-    return f"{knob.help} (default: {default}; env {knob.env})"
-
-
-def add_port_options(parser: argparse.ArgumentParser) -> None:
-    """`up`'s port options, for other commands that start a lab (`mystery new`, `mystery start`)."""
-    group = parser.add_argument_group("ports", "Move any lab port, as `tracequest up` can.")
-    for knob in up_knobs():
-        if knob.group == "port":
-            group.add_argument(knob.flag, dest=_dest(knob), type=_knob_type(knob),
-                               metavar=_metavar(knob), help=_knob_help(knob))
-
-
-def ports_from_args(args) -> Ports | None:
-    """The ports asked for by option or environment twin; None when none was."""
-    chosen = _chosen_knobs(args, [k for k in up_knobs() if k.group == "port"])
-    return Ports(**{_port_field(k): v for k, v in chosen.items()}) if chosen else None
-
-
-def _chosen_knobs(args, knobs: list[Knob] | None = None) -> dict[Knob, object]:
-    """Knob values from the command line, else from their environment twins in the shell."""
-    try:
-        check_env_names(sorted(name for name in os.environ if name.startswith("TQ_")))
-    except KnobError as exc:
-        raise UsageError(f"in your environment: {exc}") from None
-    chosen = {}
-    for knob in up_knobs() if knobs is None else knobs:
-        value = getattr(args, _dest(knob), None)
-        if value is None and os.environ.get(knob.env):
-            raw = os.environ[knob.env]
-            try:
-                value = knob.parse(raw)
-                _check_lab_value(knob, value)
-            except (KnobError, argparse.ArgumentTypeError) as exc:
-                raise UsageError(f"{knob.env}={raw!r} in your environment: {exc}") from None
-        if value is not None:
-            chosen[knob] = value
-    return chosen
-
-
-def lab_settings(args) -> LabSettings:
-    """The settings `up` asked for: options first, then environment twins, then defaults."""
-    chosen = _chosen_knobs(args)
-    given = {knob.name: value for knob, value in chosen.items()}
-    backend = args.backend
-    if args.collector_config and backend != "collector":
-        raise UsageError("--collector-config applies to --backend collector only")
-    storage = [k.flag for k in up_knobs() if k.group == "storage" and getattr(args, _dest(k)) is not None]
-    if storage and backend != "embedded":
-        raise UsageError(f"{storage[0]} applies to the embedded backend only; "
-                         f"the {backend} backend keeps its own limits")
-    ports = Ports(**{_port_field(k): v for k, v in chosen.items() if k.group == "port"})
-    env = {k.env: k.show(v) for k, v in chosen.items() if _knob_role(k) == "service"}
-    embedded = backend == "embedded"
-    return LabSettings(backend=backend, collector_config=args.collector_config or "collector",
-                       ports=ports, service_env=env,
-                       max_spans=given.get("max-spans") if embedded else None,
-                       max_age_s=given.get("max-age") if embedded else None)
 
 
 def _check_distinct_ports(lab: Lab) -> None:

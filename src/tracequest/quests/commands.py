@@ -11,7 +11,7 @@ import argparse
 import sys
 import textwrap
 
-from ..cli import add_port_options, ports_from_args
+from ..lab_options import add_port_options, ports_from_args
 from ..lab import find_home
 from . import mystery
 from .board import marks_for
