@@ -28,12 +28,12 @@ from typing import Iterable, Mapping
 from tracequest.timefmt import format_go_duration, parse_go_duration
 
 HOST = "127.0.0.1"
-SERVICES = ("frontend", "customer", "driver", "route")
+SERVICES = ("frontend", "customer", "driver", "route", "assistant", "model")
 # Who reads a knob: the four services, the embedded backend, the lab that starts
 # them all, and the query client and notebooks ("client").
 READERS = (*SERVICES, "backend", "lab", "client")
-GROUPS = ("port", "connection", "fix", "failure", "delay", "storage", "run")
-KINDS = ("duration", "bool", "int", "count", "rate", "port", "url", "host", "seed")
+GROUPS = ("port", "connection", "fix", "failure", "delay", "price", "storage", "run")
+KINDS = ("duration", "bool", "int", "count", "rate", "port", "url", "host", "seed", "price")
 
 # TQ_* names that are legitimately not knobs: they configure the upstream Jaeger
 # and Collector programs (compose/jaeger/config.yaml, compose/collector/*.yaml,
@@ -141,6 +141,16 @@ def _parse_seed(text: str) -> int:
         raise KnobError(f"{text!r} is not an integer seed") from None
 
 
+def _parse_price(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0 or value == float("inf"):
+        raise KnobError(f"{text!r} is not a price in US dollars (a number >= 0, e.g. 0.40)")
+    return value
+
+
 def _show_duration(seconds: float) -> str:
     return format_go_duration(round(seconds * 1e9))
 
@@ -158,9 +168,10 @@ def _show_rate(value: float) -> str:
 
 _PARSE = {"duration": _parse_duration, "bool": _parse_bool, "int": _parse_int,
           "count": _parse_count, "rate": _parse_rate, "port": _parse_port,
-          "url": _parse_url, "host": _parse_host, "seed": _parse_seed}
+          "url": _parse_url, "host": _parse_host, "seed": _parse_seed,
+          "price": _parse_price}
 _SHOW = {"duration": _show_duration, "bool": lambda value: "on" if value else "off",
-         "rate": _show_rate}
+         "rate": _show_rate, "price": lambda value: f"{value:g}"}
 
 
 # --- the knob ----------------------------------------------------------------------
@@ -233,14 +244,15 @@ def _service_port(service, default):
     return _port(service, default, f"port the {service} service listens on", (service, "lab"))
 
 
-def _service_url(service, port):
+def _service_url(service, port, readers=("frontend", "assistant")):
+    callers = " and the ".join(readers) + (" call" if len(readers) > 1 else " calls")
     return _knob(f"{service}-url", "url", f"http://{HOST}:{port.default}",
-                 f"base URL the frontend calls the {service} service at", ("frontend",),
-                 "connection")
+                 f"base URL the {callers} the {service} service at", readers, "connection")
 
 
 _SERVICE_PORTS = (_service_port("frontend", 8080), _service_port("customer", 8081),
-                  _service_port("driver", 8082), _service_port("route", 8083))
+                  _service_port("driver", 8082), _service_port("route", 8083),
+                  _service_port("assistant", 8084), _service_port("model", 8085))
 
 KNOBS: tuple[Knob, ...] = (
     # Ports: one per tracequest.ports.Ports field (field x_y is knob x-y-port).
@@ -257,7 +269,9 @@ KNOBS: tuple[Knob, ...] = (
     # Where things are.
     _knob("host", "host", HOST, "interface a service listens on (0.0.0.0 inside a container)",
           SERVICES, "connection"),
-    *(_service_url(port.name.removesuffix("-port"), port) for port in _SERVICE_PORTS[1:]),
+    *(_service_url(port.name.removesuffix("-port"), port) for port in _SERVICE_PORTS[1:4]),
+    _service_url("assistant", _SERVICE_PORTS[4], ("frontend",)),
+    _service_url("model", _SERVICE_PORTS[5], ("assistant",)),
     _knob("query-url", "url", f"http://{HOST}:16686",
           "query API the client and notebooks use when no lab is found", ("client",),
           "connection", env="TRACEQUEST_QUERY_URL"),
@@ -300,6 +314,39 @@ KNOBS: tuple[Knob, ...] = (
           "how long a simulated Redis read waits before it times out", ("driver",), "delay"),
     _knob("route-calc-delay", "duration", 0.050,
           "time one route calculation takes", ("route",), "delay"),
+
+    # The model server (chapter 11): latency grows with tokens, and it fails on demand.
+    _knob("model-first-token-delay", "duration", 0.020,
+          "time the model server waits before the first token of every answer", ("model",), "delay"),
+    _knob("model-prompt-token-latency", "duration", 0.000020,
+          "time the model server spends reading each prompt token", ("model",), "delay"),
+    _knob("model-token-latency", "duration", 0.004,
+          "time the model server spends writing each answer token", ("model",), "delay"),
+    _knob("model-rate-limit-every", "int", 0,
+          "the model server answers every Nth request with 429 and a retry-after (0: never)",
+          ("model",), "failure"),
+    _knob("model-retry-after", "duration", 0.200,
+          "how long a rate-limited answer tells the caller to wait", ("model",), "failure"),
+    _knob("model-max-output-tokens", "count", 4096,
+          "most tokens in one answer; a longer answer is cut with finish_reason=length",
+          ("model",), "failure"),
+    _knob("model-tool-loop", "bool", False,
+          "the model asks for a tool again and again and never answers", ("model",), "failure"),
+    _knob("assistant-max-iterations", "count", 6,
+          "most model calls the assistant makes for one question before it gives up",
+          ("assistant",), "run"),
+    _knob("assistant-capture-content", "bool", False,
+          "record prompts, answers and tool arguments on the spans (they may hold personal data)",
+          ("assistant",), "run"),
+
+    # The price table the assistant costs each model call with, in US dollars per million tokens.
+    _knob("price-input-tokens", "price", 0.40,
+          "price of a million prompt tokens not read from the cache", ("assistant",), "price"),
+    _knob("price-cached-input-tokens", "price", 0.10,
+          "price of a million prompt tokens read from the model's prompt cache", ("assistant",),
+          "price"),
+    _knob("price-output-tokens", "price", 1.60,
+          "price of a million answer tokens", ("assistant",), "price"),
 
     # The embedded backend's store: oldest whole traces go first beyond either bound.
     _knob("max-spans", "count", 1_000_000,

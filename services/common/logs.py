@@ -41,6 +41,9 @@ class SpanEventHandler(logging.Handler):
     """Copy each log record onto the current span as an event named after the message."""
 
     def emit(self, record):
+        # The SDK's own records may come while it holds a span's lock: adding an event then deadlocks.
+        if record.name.startswith("opentelemetry"):
+            return
         span = trace.get_current_span()
         # An ended span or no span at all: there is nothing to attach to.
         if not span.is_recording():

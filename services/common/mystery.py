@@ -100,6 +100,63 @@ def settings_for(seed):
     """Knob values (by environment twin) for the mystery with this seed.
 
     The seed also seeds the demo's random numbers, so a mystery behaves
-    much the same way every time it runs.
+    much the same way every time it runs. The assistant's culprit (below)
+    comes with it; it touches only the model server's knobs.
     """
-    return {**QUIET, knob("seed").env: str(seed), **culprit_for(seed).env}
+    return {**QUIET, knob("seed").env: str(seed), **culprit_for(seed).env,
+            **ASSISTANT_QUIET, **assistant_culprit_for(seed).env}
+
+
+# --- the assistant's culprits ------------------------------------------------------
+#
+# Quest 03 judges the /dispatch traces, so CULPRITS and the seed -> culprit mapping
+# above stay exactly as they are. The assistant draws a culprit of its own from the
+# same seed: with a mystery on, a question to the assistant is slow (or long) for a
+# reason the traces show. Its knobs are read by the model server, which has no spans
+# of its own (it stands for a hosted provider), so the time lands in the assistant's
+# spans: `service` and `operation` say where a learner finds it.
+
+
+@dataclass(frozen=True)
+class AssistantCulprit:
+    """An injected problem behind the assistant: where it shows, and the knobs that cause it."""
+
+    kind: str
+    service: str  # where it shows in the trace: the answer
+    operation: str
+    reader: str  # the program whose knobs cause it
+    settings: tuple  # (knob name, value) pairs laid over ASSISTANT_QUIET
+    sign: str  # what gives it away in a trace
+
+    def __post_init__(self):
+        _by_twin(self.settings, self.reader)  # a misspelt knob fails at import
+
+    @property
+    def env(self):
+        return _by_twin(self.settings, self.reader)
+
+    @property
+    def answer(self):
+        return (self.service, self.operation)
+
+
+# A quick model, so that only the culprit stands out.
+ASSISTANT_QUIET = _by_twin((
+    ("model-first-token-delay", "5ms"),
+    ("model-token-latency", "1ms"),
+    ("model-tool-loop", "off"),
+), "model")
+
+ASSISTANT_CULPRITS = (
+    AssistantCulprit("slow model server", "assistant", "chat tq-mini", "model",
+                     (("model-token-latency", "12ms"),),
+                     "the model calls hold most of the self time"),
+    AssistantCulprit("a loop that runs too long", "assistant", "invoke_agent dispatch-helper", "model",
+                     (("model-tool-loop", "on"),),
+                     "the agent runs into its iteration cap and ends in error"),
+)
+
+
+def assistant_culprit_for(seed):
+    """The assistant's culprit for a seed; seeds next to each other never pick the same one."""
+    return ASSISTANT_CULPRITS[seed % len(ASSISTANT_CULPRITS)]

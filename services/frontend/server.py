@@ -6,6 +6,7 @@ import uuid
 from flask import render_template, request
 from opentelemetry import baggage, context, trace
 
+from services.assistant.client import AssistantClient
 from services.common.app import create_app as create_base_app
 from services.common.app import query_arg
 from services.frontend.best_eta import BestETA
@@ -30,6 +31,26 @@ def create_app(settings):
     @app.get("/")
     def index():
         return render_template("index.html")
+
+    assistant = AssistantClient(settings.assistant_url)
+
+    @app.post("/ask")
+    def ask():
+        """The page's question box, passed on to the assistant in this request's trace."""
+        body = request.get_json(silent=True) or {}
+        question, customer = body.get("question"), body.get("customer")
+        session = session_id()
+        span = trace.get_current_span()
+        span.set_attribute("session.id", session)
+        ctx = baggage.set_baggage("session", session)
+        if customer:
+            span.set_attribute("customer.id", str(customer))
+            ctx = baggage.set_baggage("customer", str(customer), context=ctx)
+        token = context.attach(ctx)
+        try:
+            return assistant.ask(question, customer)
+        finally:
+            context.detach(token)
 
     @app.get("/dispatch")
     def dispatch():

@@ -358,6 +358,8 @@ def _ensure_jaeger() -> None:
 def _print_urls(lab: Lab) -> None:
     ports = lab.settings.ports
     print(f"  demo frontend   {lab.frontend_url}/")
+    if "assistant" in lab.services:
+        print(f"  assistant       POST {lab.url('assistant')}/ask")
     print(f"  traces (web)    {lab.query_url}/")
     print(f"  query API       {lab.query_url}/api/v3/services")
     print(f"  OTLP receivers  gRPC 127.0.0.1:{ports.otlp_grpc}, HTTP 127.0.0.1:{ports.otlp_http}")

@@ -1,4 +1,4 @@
-"""Starting and stopping the lab: a trace backend and the four demo services.
+"""Starting and stopping the lab: a trace backend and the demo services.
 
 The lab runs as background processes so `make up` returns to the prompt. What
 was started is written to ``<home>/lab.json``; `down` and `status` read it, so
@@ -21,7 +21,9 @@ from .paths import RepoNotFound, compose_file
 from .ports import HOST, Ports, check_free
 from .timefmt import format_go_duration
 
-SERVICES = ("customer", "driver", "route", "frontend")  # downstream first
+SERVICES = ("customer", "driver", "route", "model", "assistant", "frontend")  # downstream first
+# The model server stands for a hosted LLM provider: untraced, as a provider is to its callers.
+UNTRACED = ("model",)
 BACKENDS = ("embedded", "jaeger", "collector")
 COLLECTOR_CONFIGS = ("collector", "tail-sampling", "pii")
 STATE_FILE = "lab.json"
@@ -253,7 +255,9 @@ class Lab:
                        collector_env(self.ports), any_answer_is_healthy=True)
 
     def _service_process(self, name: str) -> Process:
-        argv = [_instrument_command(), sys.executable, "-m", f"services.{name}"]
+        argv = [sys.executable, "-m", f"services.{name}"]
+        if name not in UNTRACED:
+            argv.insert(0, _instrument_command())
         return Process(name, argv, f"{self.url(name)}/health", self._service_env(name))
 
     def _service_env(self, name: str) -> dict:
@@ -276,6 +280,9 @@ class Lab:
             env[knob(f"{service}-port").env] = str(getattr(self.ports, service))
             if service != "frontend":
                 env[knob(f"{service}-url").env] = self.url(service)
+        if name == "assistant":
+            # The GenAI instrumentation's newest conventions (gen_ai.provider.name, ...).
+            env["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
         env.update(self.settings.service_env)
         return env
 

@@ -24,6 +24,8 @@ class Ports:
     customer: int = _default("customer")
     driver: int = _default("driver")
     route: int = _default("route")
+    assistant: int = _default("assistant")
+    model: int = _default("model")
     otlp_grpc: int = _default("otlp_grpc")
     otlp_http: int = _default("otlp_http")
     query: int = _default("query")

@@ -21,6 +21,8 @@ from .mystery import mystery_env
 # The load the check sends, the same shape the README asks the learner for:
 # requests must overlap, or a queue never forms.
 REQUESTS = 12
+# The programs a /dispatch touches: the mystery's lab needs no assistant.
+DISPATCH_SERVICES = ("customer", "driver", "route", "frontend")
 CONCURRENCY = 4
 
 
@@ -50,7 +52,8 @@ def run_mystery(seed: int, requests: int = REQUESTS, concurrency: int = CONCURRE
 def _start(home: str, env: dict, backend: str, attempts: int = 3) -> Lab:
     """Start a lab on free ports; when another program takes a port first, try new ones."""
     for attempt in range(1, attempts + 1):
-        lab = Lab(LabSettings(backend=backend, ports=Ports.free(), service_env=env), home)
+        lab = Lab(LabSettings(backend=backend, ports=Ports.free(), service_env=env,
+                              services=DISPATCH_SERVICES), home)
         try:
             lab.up(log=lambda *_: None)  # stops what it started if it fails
             return lab

@@ -67,6 +67,11 @@ QUESTS: tuple[Quest, ...] = (
           "Route traces through a collector that guards its memory, batches, and scrubs user.email."),
     Quest("08", "baggage-and-links", "Baggage and links", "bonus", 200,
           "Carry a value across three services; link a consumer to its producer."),
+    Quest("10", "broken-services", "Three broken services", "advanced", 250,
+          "Make a shop's traces whole again: an HTTP client, a thread pool, an exporter."),
+    Quest("11", "agent-loop", "Trace an agent loop", "advanced", 250,
+          "Give an LLM agent's loop, model calls and tools their spans, with GenAI token "
+          "counts and each call's cost."),
     Quest("12", "trace-test", "Your own trace test", "advanced", 250,
           "Write pytest tests on the demo's traces that pass when it is healthy "
           "and fail on each regression they guard."),

@@ -1,0 +1,108 @@
+"""Quest 10, three broken services, checked: starter, solution, and each wrong fix.
+
+The check runs as a learner's would (`pytest checks/test_10_broken_services.py`
+in a subprocess, reading code from $TRACEQUEST_LABS_DIR); a wrong fix is a
+folder in tests/quest_cases/10-*/ holding only the files that differ from the
+reference solution.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tracequest.quests.results import RunResults
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = Path(__file__).resolve().parent / "quest_cases"
+FOLDER = "10-broken-services"
+CHECK = "checks/test_10_broken_services.py"
+
+STARTER = ["exactly 6 of shop's calls to prices", "no span matches", "RequestsInstrumentor().instrument()"]
+# Wrong fixes: case folder -> words the check's failure must contain.
+WRONG = {
+    "10-no-requests-instrumentation": ["exactly 6 of shop's calls to prices", "no span matches",
+                                       "requests is not instrumented"],
+    "10-inject-by-hand": ["exactly 6 of shop's calls to prices", "RequestsInstrumentor().instrument()"],
+    "10-fixed-parent": ["to be a child of shop's GET /basket spans", "hang under one fixed span",
+                        "build no parent by hand"],
+    "10-serial-calls": ["to run at the same time", "ran one after another", "Keep the thread pool"],
+    "10-prices-exports-http": ["exactly 6 of prices' GET /price spans", "no span matches",
+                               "sends OTLP over HTTP to the endpoint of OTLP/gRPC"],
+    "10-hard-coded-endpoint": ["exactly 6 of prices' GET /price spans", "write no endpoint into the code"],
+}
+
+
+def run_check(labs: Path, home: Path) -> RunResults:
+    report = home / "results.json"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "TRACEQUEST_LABS_DIR"}
+    env.update(PYTHONPATH=os.pathsep.join([str(ROOT / "src"), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]),
+               TRACEQUEST_LABS_DIR=str(labs), TRACEQUEST_HOME=str(home))
+    done = subprocess.run([sys.executable, "-m", "pytest", CHECK, "--quest-report", str(report),
+                           "--no-progress", "-q", "-p", "no:cacheprovider"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert report.exists(), f"no report; pytest said:\n{done.stdout}\n{done.stderr}"
+    return RunResults.read(report)
+
+
+def case_labs(case: str, into: Path) -> Path:
+    target = into / FOLDER
+    shutil.copytree(ROOT / "solutions" / FOLDER, target)
+    for path in (CASES / case).iterdir():
+        shutil.copy(path, target / path.name)
+    return into
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Starter, solution and every wrong fix, run two at a time."""
+    base = tmp_path_factory.mktemp("quest-10")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {"starter": pool.submit(run_check, ROOT / "labs", base / "starter"),
+                "solution": pool.submit(run_check, ROOT / "solutions", base / "solution")}
+        for case in WRONG:
+            runs[case] = pool.submit(run_check, case_labs(case, base / case / "labs"), base / case / "home")
+        yield {name: future.result() for name, future in runs.items()}
+
+
+def failure_text(results: RunResults) -> str:
+    result = results.quests["10"]
+    assert not result.passed, "quest 10 passed, but should have failed"
+    text = "\n".join(c.message + "\n" + c.hint for c in result.checks if not c.passed)
+    return " ".join(text.split())
+
+
+def test_every_wrong_fix_has_a_folder_and_the_same_files():
+    folders = {p.name for p in CASES.iterdir() if p.name.startswith("10-")}
+    assert folders == set(WRONG)
+    solution = {p.name for p in (ROOT / "solutions" / FOLDER).glob("*.py")}
+    assert {p.name for p in (ROOT / "labs" / FOLDER).glob("*.py")} == solution
+    for case in WRONG:
+        assert {p.name for p in (CASES / case).iterdir()} <= solution, case
+
+
+def test_check_fails_on_the_starter_with_the_first_hint(outcomes):
+    text = failure_text(outcomes["starter"])
+    for words in STARTER:
+        assert words in text, f"{words!r} not in:\n{text}"
+    assert "Traceback" not in text
+
+
+def test_check_passes_on_the_solution(outcomes):
+    result = outcomes["solution"].quests["10"]
+    assert result.passed, result.first_failure and result.first_failure.message
+
+
+@pytest.mark.parametrize("case", sorted(WRONG))
+def test_check_fails_on_a_wrong_fix_with_its_hint(outcomes, case):
+    text = failure_text(outcomes[case])
+    for words in WRONG[case]:
+        assert words in text, f"{case}: {words!r} not in:\n{text}"
+    assert "Traceback" not in text
