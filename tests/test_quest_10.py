@@ -8,21 +8,17 @@ reference solution.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_quests import overlay_labs, run_checks
 
 from tracequest.quests.results import RunResults
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "quest_cases"
 FOLDER = "10-broken-services"
-CHECK = "checks/test_10_broken_services.py"
 
 STARTER = ["exactly 6 of shop's calls to prices", "no span matches", "RequestsInstrumentor().instrument()"]
 # Wrong fixes: case folder -> words the check's failure must contain.
@@ -40,24 +36,11 @@ WRONG = {
 
 
 def run_check(labs: Path, home: Path) -> RunResults:
-    report = home / "results.json"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "TRACEQUEST_LABS_DIR"}
-    env.update(PYTHONPATH=os.pathsep.join([str(ROOT / "src"), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]),
-               TRACEQUEST_LABS_DIR=str(labs), TRACEQUEST_HOME=str(home))
-    done = subprocess.run([sys.executable, "-m", "pytest", CHECK, "--quest-report", str(report),
-                           "--no-progress", "-q", "-p", "no:cacheprovider"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert report.exists(), f"no report; pytest said:\n{done.stdout}\n{done.stderr}"
-    return RunResults.read(report)
+    return run_checks(labs, home, ["10"])
 
 
 def case_labs(case: str, into: Path) -> Path:
-    target = into / FOLDER
-    shutil.copytree(ROOT / "solutions" / FOLDER, target)
-    for path in (CASES / case).iterdir():
-        shutil.copy(path, target / path.name)
-    return into
+    return overlay_labs(case, FOLDER, into)
 
 
 @pytest.fixture(scope="module")

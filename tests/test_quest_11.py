@@ -10,15 +10,11 @@ tests/quest_cases/11-<what breaks>/ as the files that differ from the solution.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_quests import overlay_labs, run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "quest_cases"
@@ -42,32 +38,14 @@ WRONG = {
 }
 
 
-def child_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "TRACEQUEST_LABS_DIR"}
-    paths = [str(ROOT / "src"), str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    return {**env, **extra}
-
-
 def run_check(labs: Path, home: Path) -> str:
     """`pytest checks/test_11_agent_loop.py` as a learner's would run; '' if it passed, else its message."""
-    report = home / "results.json"
-    home.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pytest", "checks/test_11_agent_loop.py", "--quest", "11",
-                           "--quest-report", str(report), "--no-progress", "-q"], cwd=ROOT,
-                          env=child_env(TRACEQUEST_LABS_DIR=str(labs), TRACEQUEST_HOME=str(home)),
-                          capture_output=True, text=True, timeout=180)
-    assert report.exists(), done.stdout + done.stderr
-    quest = json.loads(report.read_text())["quests"]["11"]
-    return "" if quest["passed"] else " ".join(quest["checks"][0]["message"].split())
+    quest = run_checks(labs, home, ["11"]).quests["11"]
+    return "" if quest.passed else " ".join(quest.checks[0].message.split())
 
 
 def case_labs(case: str, into: Path) -> Path:
-    target = into / FOLDER
-    shutil.copytree(ROOT / "solutions" / FOLDER, target)
-    for path in (CASES / case).iterdir():
-        shutil.copy(path, target / path.name)
-    return into
+    return overlay_labs(case, FOLDER, into)
 
 
 @pytest.fixture(scope="module")

@@ -199,14 +199,17 @@ def run_checks(labs: Path, home: Path, quest_ids: list[str], **extra_env) -> Run
     return RunResults.read(report)
 
 
-def case_labs(case: str, into: Path) -> Path:
+def overlay_labs(case: str, lab_folder: str, into: Path) -> Path:
     """A labs folder: the reference solution with the case's files laid over it."""
-    quest = get_quest(WRONG[case][0])
-    target = into / quest.lab_folder
-    shutil.copytree(ROOT / "solutions" / quest.lab_folder, target)
+    target = into / lab_folder
+    shutil.copytree(ROOT / "solutions" / lab_folder, target)
     for path in (CASES / case).iterdir():
         shutil.copy(path, target / path.name)
     return into
+
+
+def case_labs(case: str, into: Path) -> Path:
+    return overlay_labs(case, get_quest(WRONG[case][0]).lab_folder, into)
 
 
 def start_runs(quest_ids: list[str], base: Path, pool: ThreadPoolExecutor, wanted: tuple) -> dict:

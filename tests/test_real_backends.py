@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from tracequest.client import QueryClient
-from tracequest.lab import Lab, LabSettings
+from tracequest.lab import SERVICES, Lab, LabSettings
 from tracequest.ports import Ports
 from tracequest.quests.mix import kept_by_kind, send_mix
 
@@ -64,7 +64,7 @@ def test_jaeger_backend_shows_the_same_trace_as_the_embedded_one(start_lab):
 
 def test_collector_backend_delivers_whole_traces_to_jaeger(start_lab):
     lab = start_lab(backend="collector")
-    assert set(lab.status()) == {"jaeger", "collector", "customer", "driver", "route", "frontend"}
+    assert set(lab.status()) == {"jaeger", "collector", *SERVICES}
     trace = first_dispatch(lab)
     assert len(trace.roots) == 1 and trace.orphans == []
     assert set(trace.services) == {"frontend", "customer", "driver", "route"}

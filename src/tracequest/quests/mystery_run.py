@@ -15,6 +15,7 @@ from ..lab import Lab, LabError, LabSettings
 from ..load import run_load
 from ..model import Trace
 from ..ports import PortInUse, Ports
+from ..procs import until
 from .failure import QuestFailure
 from .mystery import mystery_env
 
@@ -36,9 +37,13 @@ def run_mystery(seed: int, requests: int = REQUESTS, concurrency: int = CONCURRE
     with tempfile.TemporaryDirectory(prefix="tracequest-mystery-") as home:
         lab = _start(home, env, backend)
         try:
+            client = QueryClient(lab.query_url)
             errors = run_load(lab.frontend_url, requests, concurrency, progress=None).errors
-            lab.stop_services(log=lambda *_: None)  # they flush their spans as they stop
-            traces = _dispatch_traces(QueryClient(lab.query_url), requests)
+            # A root span ends just after its answer is sent: let every one be exported
+            # before SIGTERM, which would shut the exporter down under a span still open.
+            until(lambda: len(_dispatch_traces(client, requests)) >= requests, timeout=10, interval=0.2)
+            lab.stop_services(log=lambda *_: None)  # they flush the rest of their spans as they stop
+            traces = _dispatch_traces(client, requests)
         finally:
             lab.down(log=lambda *_: None)
     if errors:
