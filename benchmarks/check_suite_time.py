@@ -1,7 +1,7 @@
 """How long the whole quest check suite takes, run against the reference solutions.
 
 A learner runs `tracequest check` often; it should stay well under a minute.
-Quest 03 is run with a drawn mystery and its correct answer.
+Quest 03 is run with a drawn mystery and its correct answers (slow span and assistant).
 Runs `pytest checks` the way the learner's command does (a fresh process,
 TRACEQUEST_LABS_DIR pointing at solutions/), then prints the wall time in
 total and per check, and fails if any check fails or the total reaches 60 s.
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from services.common.mystery import culprit_for
-from tracequest.quests.mystery import save_answer, save_seed
+from services.common.mystery import assistant_culprit_for, culprit_for
+from tracequest.quests.mystery import ASSISTANT_QUESTION, save_answer, save_seed
 from tracequest.quests.results import RunResults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +29,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         save_seed(Path(home), MYSTERY_SEED)
         save_answer(Path(home), *culprit_for(MYSTERY_SEED).answer)
+        save_answer(Path(home), *assistant_culprit_for(MYSTERY_SEED).answer, ASSISTANT_QUESTION)
         report = Path(home) / "results.json"
         env = {**os.environ, "TRACEQUEST_LABS_DIR": str(ROOT / "solutions"), "TRACEQUEST_HOME": home}
         started = time.perf_counter()

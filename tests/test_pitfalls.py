@@ -20,6 +20,8 @@ from tracequest.pitfalls.scenarios import Endpoints, read_all
 from tracequest.pitfalls.watch import watch
 from tracequest.ports import free_port
 
+from test_doctor import mismatched_python  # noqa: F401  (a fixture: the throw-away venv)
+
 
 def whole(outcome, service: str, spans: int) -> None:
     """One trace, one root, no orphans, every span under ``service``."""
@@ -88,6 +90,34 @@ def uninstrumented_client(outcome) -> None:
         assert all(len(t) == 1 for t in outcome.traces), outcome.describe()
 
 
+def log_lines(outcome) -> None:
+    """Fixed, every log line names the trace the backend holds, and the span it was written in."""
+    whole(outcome, "orders", 2)
+    trace = outcome.traces[0]
+    lines = [line for line in outcome.output if "order" in line or "card" in line]
+    assert len(lines) == 3, outcome.output
+    if outcome.fixed:
+        assert all(f"trace_id={trace.trace_id}" in line for line in lines), (trace.trace_id, lines)
+        charge = trace.find("charge card")[0]
+        assert f"span_id={charge.span_id}" in lines[1] and "card declined" in lines[1], lines
+        assert f"span_id={trace.root.span_id}" in lines[0], lines
+    else:
+        assert not any("trace_id" in line or trace.trace_id in line for line in lines), lines
+
+
+def mismatched_versions(outcome) -> None:
+    if outcome.fixed:
+        whole(outcome, "prices", 2)
+        server = outcome.traces[0].root
+        assert (server.kind, server.name) == ("SERVER", "GET /price"), outcome.describe()
+        assert [c.name for c in server.children] == ["look up price"]
+    else:
+        # The SDK and exporter work (the manual span arrived); Flask was never instrumented.
+        whole(outcome, "prices", 1)
+        assert outcome.traces[0].root.name == "look up price", outcome.describe()
+        assert any("Importing of flask failed, skipping it" in line for line in outcome.output), outcome.output
+
+
 SHAPES = {
     "thread-pool": thread_pool,
     "asyncio-executor": asyncio_executor,
@@ -98,6 +128,8 @@ SHAPES = {
     "traces-endpoint-path": job_or_nothing,
     "endpoint-with-path": job_or_nothing,
     "uninstrumented-client": uninstrumented_client,
+    "log-lines": log_lines,
+    "mismatched-versions": mismatched_versions,
 }
 
 
@@ -107,7 +139,9 @@ def test_every_pitfall_has_a_shape_test():
 
 @pytest.mark.parametrize("fixed", [False, True], ids=["broken", "fixed"])
 @pytest.mark.parametrize("pitfall", sorted(SHAPES))
-def test_scenario_shape(pitfall, fixed, backend, tmp_path):
+def test_scenario_shape(pitfall, fixed, backend, tmp_path, request):
+    if pitfall == "mismatched-versions" and not fixed:
+        request.getfixturevalue("mismatched_python")  # built once from PyPI, or skipped
     outcome = scenarios.run(pitfall, Endpoints.of(backend), fixed, tmp_path)
     assert outcome.exit_code == 0, "\n".join(outcome.output)
     SHAPES[pitfall](outcome)

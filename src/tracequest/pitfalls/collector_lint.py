@@ -5,6 +5,12 @@ localhost (the default since 0.104) is unreachable from other containers;
 memory_limiter only protects what comes after it; batching before
 tail_sampling splits traces the sampler needs whole; and a pipeline that
 names a component nobody defined refuses to start.
+
+A receiver on localhost is a mistake only for a collector in a container: run
+natively, 127.0.0.1 is what it should bind. So it is named when a compose file
+beside the config (or one folder up, as compose/ holds them) mounts it into a
+container, judged with that container's environment, or when the doctor itself
+runs in a container.
 """
 
 from __future__ import annotations
@@ -16,38 +22,62 @@ from pathlib import Path
 import yaml
 
 from ..quests.collector_config import CollectorConfig, kind_of
+from .container import compose_mounts, is_local
 from .findings import Finding, bad, good
 
 TOPIC = "collector config"
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-def check_collector_config(path: Path, env: Mapping[str, str] | None = None) -> list[Finding]:
+def check_collector_config(path: Path, env: Mapping[str, str] | None = None,
+                           container: str = "") -> list[Finding]:
+    """Receivers and pipelines; ``container`` says why the doctor thinks it runs in one ('' if not)."""
     env = os.environ if env is None else env
+    path = Path(path)
     try:
-        config = CollectorConfig.read(Path(path))
+        config = CollectorConfig.read(path)
     except (OSError, yaml.YAMLError) as exc:
         return [bad(TOPIC, "unreadable-config", f"{path} cannot be read: {exc}".splitlines()[0],
                     "fix the file (python -c 'import yaml,sys; yaml.safe_load(open(sys.argv[1]))' FILE)")]
-    findings = _local_receivers(config, env) + _pipelines(config)
+    mounted = compose_mounts([path.parent, path.parent.parent]).get(path.resolve(), [])
+    if mounted:
+        findings = [f for where, service_env in mounted
+                    for f in local_receivers(config, service_env, f"{path.name}: {where}")]
+    elif container:
+        findings = local_receivers(config, env, f"{path.name}: this process runs in a container ({container})")
+    else:
+        findings = []
+    findings += _pipelines(config)
     if not findings:
-        findings.append(good(TOPIC, f"{Path(path).name}: receivers reachable, pipelines in a sound order"))
+        native = "" if mounted or container or not _bound_locally(config, env) else \
+            " (they bind localhost: right for a collector run on this machine; in a container, 0.0.0.0)"
+        findings.append(good(TOPIC, f"{path.name}: receivers reachable{native}, pipelines in a sound order"))
     return findings
 
 
-def _local_receivers(config: CollectorConfig, env: Mapping[str, str]) -> list[Finding]:
+def local_receivers(config: CollectorConfig, env: Mapping[str, str], where: str) -> list[Finding]:
+    """Each OTLP receiver of a collector meant for a container (``where`` says why) that binds localhost."""
     findings = []
+    for name, protocol, endpoint in _receiver_endpoints(config, env):
+        if not endpoint or is_local(endpoint.rsplit(":", 1)[0]):
+            shown = f"endpoint {endpoint}" if endpoint else "no endpoint, so it binds localhost:<port>"
+            findings.append(bad(TOPIC, "receiver-on-localhost",
+                                f"{where}, and its receiver {name} ({protocol}) has {shown}: "
+                                "no other container can reach it",
+                                f"set endpoint: 0.0.0.0:{4317 if protocol == 'grpc' else 4318}"))
+    return findings
+
+
+def _receiver_endpoints(config: CollectorConfig, env: Mapping[str, str]):
+    """(receiver, protocol, endpoint with ${env:...} filled in) of each OTLP receiver."""
     for name, body in config.section("receivers").items():
         protocols = (body or {}).get("protocols") if kind_of(name) == "otlp" else None
         for protocol, settings in (protocols or {}).items():
-            endpoint = CollectorConfig.resolve((settings or {}).get("endpoint") or "", env)
-            host = endpoint.rsplit(":", 1)[0] if endpoint else ""
-            if not endpoint or host in LOCAL_HOSTS:
-                shown = f"endpoint {endpoint}" if endpoint else "no endpoint, so it binds localhost:<port>"
-                findings.append(bad(TOPIC, "receiver-on-localhost",
-                                    f"receiver {name} ({protocol}) has {shown}: other containers cannot reach it",
-                                    f"set endpoint: 0.0.0.0:{4317 if protocol == 'grpc' else 4318}"))
-    return findings
+            yield name, protocol, CollectorConfig.resolve((settings or {}).get("endpoint") or "", env)
+
+
+def _bound_locally(config: CollectorConfig, env: Mapping[str, str]) -> bool:
+    return any(not endpoint or is_local(endpoint.rsplit(":", 1)[0])
+               for _, _, endpoint in _receiver_endpoints(config, env))
 
 
 def _pipelines(config: CollectorConfig) -> list[Finding]:

@@ -49,6 +49,7 @@ class Pitfall:
     program: str                              # file in programs/
     env: Callable[[Endpoints, bool], dict]    # (endpoints, fixed) -> the program's OTEL_* and more
     instrument: bool = False                  # run under opentelemetry-instrument
+    python: Callable[[bool], str] | None = None  # (fixed) -> the interpreter; default: the lab's
 
 
 def _sdk_env(service: str) -> Callable[[Endpoints, bool], dict]:
@@ -80,6 +81,17 @@ def _traces_endpoint_path(ep: Endpoints, fixed: bool) -> dict:
 def _endpoint_with_path(ep: Endpoints, fixed: bool) -> dict:
     return {"OTEL_SERVICE_NAME": "job", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             "OTEL_EXPORTER_OTLP_ENDPOINT": ep.http + ("" if fixed else "/v1/traces")}
+
+
+def _mismatched_python(fixed: bool) -> str:
+    """Broken: a throw-away venv whose Flask instrumentation is from another release
+    than its opentelemetry-instrumentation (built once, ~1 min, from PyPI). Fixed: the
+    lab's own interpreter, whose packages come from one release."""
+    if fixed:
+        return sys.executable
+    from .venvs import throwaway_venv
+
+    return str(throwaway_venv())
 
 
 PITFALLS: tuple[Pitfall, ...] = (
@@ -119,6 +131,17 @@ PITFALLS: tuple[Pitfall, ...] = (
             "two traces per request: the called service starts a new trace",
             "call through an instrumented client (requests + RequestsInstrumentor) or inject() the headers",
             "uninstrumented_client.py", _sdk_env("checkout")),
+    Pitfall("log-lines", "Log lines without trace ids",
+            "the trace is whole, but no log line names it: nothing leads from a log line to its trace",
+            "LoggingInstrumentor().instrument(set_logging_format=True), or OTEL_PYTHON_LOG_CORRELATION=true "
+            "under opentelemetry-instrument",
+            "log_lines.py", _sdk_env("orders")),
+    Pitfall("mismatched-versions", "An instrumentation from another release than its base",
+            "the handler's own span arrives without a SERVER span above it: Flask was never instrumented "
+            "(the output says 'Importing of flask failed, skipping it')",
+            "install the instrumentations from the release of opentelemetry-instrumentation (0.66b1 "
+            "here), or let opentelemetry-bootstrap -a install pick them",
+            "mismatched_versions.py", _sdk_env("prices"), instrument=True, python=_mismatched_python),
 )
 
 
@@ -185,16 +208,17 @@ def run(pitfall: Pitfall | str, endpoints: Endpoints, fixed: bool, workdir: Path
                              "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
                              **pitfall.env(endpoints, fixed)}, scrub=True)
     log = Path(workdir) / f"{pitfall.id}-{'fixed' if fixed else 'broken'}.log"
-    argv = [sys.executable, str(script)]
+    python = pitfall.python(fixed) if pitfall.python else sys.executable
+    argv = [python, str(script)]
     if pitfall.instrument:
-        argv = [str(Path(sys.executable).with_name("opentelemetry-instrument")), *argv]
+        argv = [str(Path(python).with_name("opentelemetry-instrument")), *argv]
     child = procs.start(pitfall.id, argv, log, env=env, cwd=PROGRAMS)
     if not procs.until(lambda: not child.is_running(), RUN_TIMEOUT):
         child.stop()
     client = QueryClient(endpoints.query)
     # The program has ended, so whatever it sent has arrived: read until the count holds.
     procs.settled(lambda: _shape(client), settle=0.3, patience=0.3, timeout=10)
-    return Outcome(pitfall, fixed, read_all(client), child.exit_code(), child.tail(30))
+    return Outcome(pitfall, fixed, read_all(client), child.exit_code(), child.tail(60))
 
 
 def compare(pitfall: Pitfall | str, workdir: Path | None = None) -> tuple[Outcome, Outcome]:

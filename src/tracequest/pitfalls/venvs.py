@@ -1,9 +1,10 @@
 """Throw-away virtual environments from PyPI, for the pitfalls that live in what is installed.
 
 A mismatched OpenTelemetry set can only be shown in an environment of its own:
-the lab's must stay consistent. Each one is built once with pip and kept in
-``~/.cache/tracequest/venvs/<key>``, the key naming its versions, so tests and
-the notebook reuse it (building one takes about a minute and needs PyPI).
+the lab's must stay consistent. Each one is built once with pip and kept under
+the lab's cache (``~/.cache/tracequest/venvs/<key>``), the key naming its
+versions, so tests and the notebook reuse it. Building one takes about a
+minute and needs PyPI; a lock keeps two test runs from building it side by side.
 """
 
 from __future__ import annotations
@@ -14,29 +15,43 @@ import subprocess
 import sys
 from pathlib import Path
 
-CACHE = Path.home() / ".cache" / "tracequest" / "venvs"
+from ..binaries import build_lock, cache_dir
 
-# flask without its instrumentation, and an SDK downgraded alone below the
-# instrumentation that pins semantic-conventions 0.66b1: pip warns and installs anyway.
+# What happens to a learner who installed the Flask instrumentation from an old tutorial
+# and then the current distro: pip upgrades opentelemetry-instrumentation under it, warns
+# about the conflict, and installs anyway. opentelemetry-instrument then fails to import
+# the Flask instrumentation 0.48b0 (it needs names 0.66b1 dropped) and skips it. requests
+# is installed with no instrumentation at all.
 MISMATCHED = (
-    ("flask>=3,<4", "opentelemetry-sdk==1.45.1", "opentelemetry-instrumentation-requests==0.66b1", "requests"),
-    ("opentelemetry-api==1.40.0", "opentelemetry-sdk==1.40.0", "opentelemetry-semantic-conventions==0.61b0"),
+    ("flask>=3,<4", "requests", "opentelemetry-instrumentation-flask==0.48b0"),
+    ("opentelemetry-distro==0.66b1", "opentelemetry-exporter-otlp-proto-grpc==1.45.1"),
 )
 
 
-def throwaway_venv(steps: tuple[tuple[str, ...], ...] = MISMATCHED) -> Path:
+def venvs_dir() -> Path:
+    return cache_dir() / "venvs"
+
+
+def throwaway_venv(steps: tuple[tuple[str, ...], ...] = MISMATCHED, log=lambda line: None) -> Path:
     """The python of a venv with each step's packages pip-installed in turn; built once."""
     key = hashlib.sha256(repr(steps).encode()).hexdigest()[:12]
-    home = CACHE / key
+    home = venvs_dir() / key
     python = home / "bin" / "python"
     if (home / "ready").exists():
         return python
-    shutil.rmtree(home, ignore_errors=True)
-    home.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
-    for step in steps:
-        # pip reports the conflict a step makes, and installs it: that is the pitfall.
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *step],
-                       check=True, capture_output=True, text=True)
-    (home / "ready").write_text("\n".join(" ".join(step) for step in steps) + "\n")
+    with build_lock(log, key=f"venv-{key}", what=f"a throw-away venv ({key})"):
+        if (home / "ready").exists():  # built by whoever held the lock first
+            return python
+        # A venv cannot move (its scripts name their interpreter by path), so it is built in
+        # place; "ready", written last, says it is whole.
+        shutil.rmtree(home, ignore_errors=True)
+        home.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
+        for step in steps:
+            # pip reports the conflict a step makes, and installs it: that is the pitfall.
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *step],
+                           check=True, capture_output=True, text=True)
+        tmp = home / "ready.tmp"
+        tmp.write_text("\n".join(" ".join(step) for step in steps) + "\n")
+        tmp.replace(home / "ready")
     return python

@@ -1,11 +1,13 @@
-"""The slow-span mystery (quest 03): the learner's seed, their answer, the lab that runs it.
+"""The mystery (quest 03): the learner's seed, their answers, the lab that runs it.
 
-``tracequest mystery new`` draws a seed and keeps it in ``<lab home>/mystery.json``;
-``tracequest answer slow-span <service> <operation>`` keeps the answer in
-``<lab home>/answers.json``. Neither file names the culprit: one holds only the
-seed, the other only what the learner typed. Which culprit a seed picks is
-decided by the services themselves (``services/common/mystery.py``), so the
-lab, the check and the learner's own investigation always agree.
+``tracequest mystery new`` draws a seed and keeps it in ``<lab home>/mystery.json``.
+A mystery has two questions: which operation holds the time of a /dispatch
+(``tracequest answer slow-span <service> <operation>``), and where the
+assistant's trouble is (``tracequest answer assistant <service> <operation>``);
+both answers go to ``<lab home>/answers.json``. Neither file names a culprit: one
+holds only the seed, the other only what the learner typed. Which culprits a
+seed picks is decided by the services themselves (``services/common/mystery.py``),
+so the lab, the check and the learner's own investigation always agree.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from ..ports import Ports
 
 MYSTERY_FILE = "mystery.json"
 ANSWERS_FILE = "answers.json"
-QUESTION = "slow-span"
+QUESTION = "slow-span"  # the /dispatch traces' slow span
+ASSISTANT_QUESTION = "assistant"  # what troubles the assistant
+QUESTIONS = (QUESTION, ASSISTANT_QUESTION)
 SEEDS = range(1, 10_000)
 
 
@@ -51,26 +55,27 @@ def draw_seed(previous: int | None = None, rng: random.Random | None = None) -> 
 
 # --- the answer -----------------------------------------------------------------
 
-def load_answer(home: Path) -> dict | None:
-    """The learner's slow-span answer ({"service", "operation"}), or None."""
-    answer = _read(Path(home) / ANSWERS_FILE).get(QUESTION)
+def load_answer(home: Path, question: str = QUESTION) -> dict | None:
+    """The learner's answer to a question ({"service", "operation"}), or None."""
+    answer = _read(Path(home) / ANSWERS_FILE).get(question)
     if isinstance(answer, dict) and answer.get("service") and answer.get("operation"):
         return answer
     return None
 
 
-def save_answer(home: Path, service: str, operation: str) -> None:
+def save_answer(home: Path, service: str, operation: str, question: str = QUESTION) -> None:
     path = Path(home) / ANSWERS_FILE
     answers = _read(path)
-    answers[QUESTION] = {"service": service, "operation": operation, "answered_at": _now()}
+    answers[question] = {"service": service, "operation": operation, "answered_at": _now()}
     _write(path, answers)
 
 
 def clear_answer(home: Path) -> bool:
-    """Forget the slow-span answer (a new mystery needs a new one); True if there was one."""
+    """Forget the answers to the mystery (a new mystery needs new ones); True if there was one."""
     path = Path(home) / ANSWERS_FILE
     answers = _read(path)
-    if answers.pop(QUESTION, None) is None:
+    cleared = [answers.pop(question) for question in QUESTIONS if question in answers]
+    if not cleared:
         return False
     _write(path, answers)
     return True

@@ -7,6 +7,7 @@ holds is lost. Fixed, the worker flushes before it returns.
 
 import multiprocessing
 import os
+import time
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -25,6 +26,7 @@ tracer = trace.get_tracer("import")
 def import_file(name: str) -> None:
     with tracer.start_as_current_span("import file") as span:
         span.set_attribute("file.name", name)
+        time.sleep(0.2)  # reading the file: long enough for `doctor --run` to see the process
     if FIXED:
         provider.force_flush()  # send the batch before the worker process ends
 
