@@ -41,7 +41,7 @@ check: setup
 test: setup
 	$(BIN)/python -m pytest
 
-## backends: build the real Jaeger binary (it also runs the Collector configs); cached outside the repo
+## backends: build the real Jaeger and the lab's Collector, fetch the Zipkin server jar; cached outside the repo
 backends: setup
 	@$(BIN)/tracequest backends build
 

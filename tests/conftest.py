@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
 from tracequest.backend import start_backend
-from tracequest.binaries import JaegerBuildError, ensure_jaeger, jaeger_missing_reason
+from tracequest.binaries import (
+    BuildError,
+    collector_missing_reason,
+    ensure_collector,
+    ensure_jaeger,
+    jaeger_missing_reason,
+)
 from tracequest.client import QueryClient
 from tracequest.lab import Lab, LabSettings
 from tracequest.ports import Ports
@@ -30,13 +38,12 @@ def client(backend) -> QueryClient:
     return QueryClient(backend.query_url)
 
 
-@pytest.fixture(scope="session")
-def jaeger_bin() -> Path:
-    """The real Jaeger binary, built once per machine; fail on CI, skip elsewhere."""
+def real_program(ensure, missing_reason, label: str) -> Path:
+    """Build or fetch a real program through the project's scripts; fail on CI, skip elsewhere."""
     try:
-        return ensure_jaeger(log=lambda line: print(f"[jaeger build] {line}"))
-    except JaegerBuildError as exc:
-        reason = jaeger_missing_reason()
+        return ensure(log=lambda line: print(f"[{label}] {line}"))
+    except BuildError as exc:
+        reason = missing_reason()
         message = reason if str(exc) == reason else f"{reason} ({exc})"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
@@ -44,10 +51,82 @@ def jaeger_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
+def jaeger_bin() -> Path:
+    """The real Jaeger binary, built once per machine."""
+    return real_program(ensure_jaeger, jaeger_missing_reason, "jaeger build")
+
+
+@pytest.fixture(scope="session")
+def collector_bin(jaeger_bin) -> Path:
+    """The lab's own Collector, built once per machine (with Jaeger: the two always run together)."""
+    return real_program(ensure_collector, collector_missing_reason, "collector build")
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> Path:
+    """The installed Prometheus (Debian's package; .ci/run installs it); fail on CI, skip elsewhere."""
+    from tracequest.prometheus import find_prometheus, prometheus_missing_reason
+
+    found = find_prometheus()
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(prometheus_missing_reason())
+        pytest.skip(prometheus_missing_reason())
+    return found
+
+
+@pytest.fixture(scope="session")
+def zipkin_jar() -> Path:
+    """The Zipkin server jar, fetched once per machine, and a Java 17+ to run it."""
+    from tracequest.zipkin import ZipkinError, ensure_zipkin, java_command, zipkin_missing_reason
+
+    jar = real_program(ensure_zipkin, zipkin_missing_reason, "zipkin fetch")
+    try:
+        java_command()
+    except ZipkinError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    return jar
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium: CHROMIUM_BIN, or chromium / chromium-browser on PATH."""
+    for candidate in (os.environ.get("CHROMIUM_BIN"), "chromium", "chromium-browser"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    if os.environ.get("CI") == "true":
+        pytest.fail("Chromium is missing: .ci/run should install it (apt-get install -y chromium)")
+    pytest.skip("Chromium is not installed; install it with "
+                "`sudo apt-get update && sudo apt-get install -y chromium` or set CHROMIUM_BIN")
+
+
+def run_chromium(binary: str, tmp_path, url: str, *mode: str, window: str = "1400,900") -> str:
+    """Run headless Chromium once on ``url`` in a fresh profile; its stdout (e.g. --dump-dom)."""
+    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+               f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={window}", *mode, url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     """The whole lab (embedded backend + four services) on free ports, for the session."""
     running = Lab(LabSettings(ports=Ports.free()), home=tmp_path_factory.mktemp("lab"))
     running.up(log=lambda *_: None)
+    yield running
+    running.down(log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def fan_out_lab(tmp_path_factory, collector_bin, zipkin_jar):
+    """The fan-out lab, started once: the Collector sends to Jaeger, Zipkin and Prometheus."""
+    running = Lab(LabSettings(backend="fan-out", ports=Ports.free()),
+                  home=tmp_path_factory.mktemp("fan-out"))
+    running.up(timeout=120, log=lambda *_: None)
     yield running
     running.down(log=lambda *_: None)
 

@@ -1,4 +1,4 @@
-"""tracequest.binaries finds, builds and reuses the real Jaeger binary."""
+"""tracequest.binaries finds, builds and reuses the real Jaeger and the lab's Collector."""
 
 from __future__ import annotations
 
@@ -17,11 +17,15 @@ import yaml
 from tracequest import binaries
 from tracequest.binaries import (
     BUILD_COMMAND,
+    COLLECTOR_COMPONENTS,
     COLLECTOR_VERSION,
+    JAEGER_COLLECTOR_VERSION,
     JAEGER_VERSION,
     JaegerBuildError,
     build_jaeger,
+    cached_collector_path,
     cached_jaeger_path,
+    collector_manifest,
     ensure_jaeger,
     find_jaeger,
     jaeger_missing_reason,
@@ -100,6 +104,7 @@ def test_missing_reason_says_how_to_enable(monkeypatch):
 def test_status_names_each_backend_its_version_and_how_to_build(monkeypatch, tmp_path):
     monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("JAEGER_BIN", raising=False)
+    monkeypatch.delenv("COLLECTOR_BIN", raising=False)
     entries = status()
     assert set(entries) == {"jaeger", "collector"}
     assert entries["jaeger"]["version"] == JAEGER_VERSION
@@ -115,16 +120,30 @@ def test_status_names_each_backend_its_version_and_how_to_build(monkeypatch, tmp
 def test_status_shows_the_cached_binary_once_built(monkeypatch, tmp_path):
     monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("JAEGER_BIN", raising=False)
+    monkeypatch.delenv("COLLECTOR_BIN", raising=False)
     cached = cached_jaeger_path()
     cached.parent.mkdir(parents=True)
     write_executable(cached, "#!/bin/sh\n")
     entries = status()
-    # One binary plays both parts.
-    assert entries["jaeger"]["path"] == entries["collector"]["path"] == str(cached)
+    assert entries["jaeger"]["path"] == str(cached)
+    assert entries["collector"]["path"] is None     # a program of its own, not built yet
+    collector = cached_collector_path()
+    collector.parent.mkdir(parents=True)
+    write_executable(collector, "#!/bin/sh\n")
+    assert status()["collector"]["path"] == str(collector)
+
+
+def test_collector_manifest_pins_every_component_to_one_release(tmp_path):
+    manifest = collector_manifest(tmp_path / "dist")
+    assert manifest["dist"]["version"] == COLLECTOR_VERSION
+    assert manifest["dist"]["output_path"] == str(tmp_path / "dist")
+    listed = [entry["gomod"] for kind in COLLECTOR_COMPONENTS for entry in manifest[kind]]
+    assert len(listed) == sum(len(modules) for modules in COLLECTOR_COMPONENTS.values()) == 16
+    assert {gomod.split()[1] for gomod in listed} == {f"v{COLLECTOR_VERSION}"}
 
 
 def test_module_status_says_what_is_missing(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "JAEGER_BIN"}
+    env = {k: v for k, v in os.environ.items() if k not in ("JAEGER_BIN", "COLLECTOR_BIN")}
     env["TRACEQUEST_CACHE"] = str(tmp_path / "cache")
     proc = run_module("status", env=env)
     assert proc.returncode == 1, proc.stderr
@@ -137,7 +156,9 @@ def test_module_status_says_what_is_missing(tmp_path):
 def test_module_refuses_an_unknown_command():
     proc = run_module("install", env=dict(os.environ))
     assert proc.returncode == 2
-    assert "build|path|status" in proc.stderr
+    assert "build|path" in proc.stderr and "status" in proc.stderr
+    proc = run_module("path", "prometheus", env=dict(os.environ))
+    assert proc.returncode == 2
 
 
 # ------------------------------------------------------- building (fake Go)
@@ -222,42 +243,77 @@ def test_binary_records_the_pinned_module_version(jaeger_bin):
     assert f"{binaries.JAEGER_MODULE}\t{binaries.JAEGER_MODULE_VERSION}" in proc.stdout
 
 
-LAB_COMPONENTS = {
+#: What Jaeger's own pipeline (compose/jaeger/*.yaml) needs from the Jaeger binary.
+JAEGER_COMPONENTS = {
     "receivers": {"otlp"},
-    "processors": {"batch", "memory_limiter", "tail_sampling", "attributes", "filter"},
-    "exporters": {"debug", "otlp", "otlphttp", "jaeger_storage_exporter"},
-    "connectors": {"spanmetrics"},
+    "processors": {"batch"},
+    "exporters": {"jaeger_storage_exporter"},
     "extensions": {"jaeger_query", "jaeger_storage"},
+}
+#: What the collector pipelines and quests need from the lab's Collector.
+COLLECTOR_NEEDS = {
+    "receivers": {"otlp"},
+    "processors": {"batch", "memory_limiter", "tail_sampling", "attributes", "filter",
+                   "transform", "redaction"},
+    # 0.161 lists the OTLP and load-balancing exporters by their new names; the old
+    # ones (otlp, otlphttp, loadbalancing) still load, as test_compose checks.
+    "exporters": {"debug", "otlp_grpc", "otlp_http", "zipkin", "prometheus", "load_balancing"},
+    "connectors": {"span_metrics"},   # the old name, spanmetrics, still loads too
+    "extensions": {"health_check"},
 }
 
 
-def test_binary_carries_the_collector_components_the_lab_needs(jaeger_bin):
-    proc = subprocess.run([str(jaeger_bin), "components"], capture_output=True,
+@pytest.mark.parametrize("program, needs", [("jaeger_bin", JAEGER_COMPONENTS),
+                                            ("collector_bin", COLLECTOR_NEEDS)])
+def test_binary_carries_the_components_the_lab_needs(request, program, needs):
+    binary = request.getfixturevalue(program)
+    proc = subprocess.run([str(binary), "components"], capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     listed = yaml.safe_load(proc.stdout)
-    for kind, needed in LAB_COMPONENTS.items():
+    for kind, needed in needs.items():
         have = {c["name"] for c in listed.get(kind) or []}
         assert needed <= have, f"{kind}: missing {sorted(needed - have)}"
 
 
-def test_binary_links_the_collector_release_the_compose_image_runs(jaeger_bin):
-    """COLLECTOR_VERSION is true: every contrib component in Jaeger is at that release."""
-    if os.environ.get("JAEGER_BIN"):
-        pytest.skip("JAEGER_BIN points at a binary this project did not build")
-    proc = subprocess.run(["go", "version", "-m", str(jaeger_bin)],
+def linked_modules(binary: Path) -> dict[str, str]:
+    """Module -> version of every module linked into a Go binary (`go version -m`)."""
+    proc = subprocess.run(["go", "version", "-m", str(binary)],
                           capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
         pytest.skip(f"`go version -m` unavailable: {proc.stderr.strip()}")
-    contrib = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        # "dep <module> <version> <hash>" lines, one per linked module
-        if parts[:1] == ["dep"] and parts[1].startswith(binaries.COLLECTOR_CONTRIB_MODULE + "/"):
-            contrib[parts[1]] = parts[2]
+    # "dep <module> <version> <hash>" lines, one per linked module
+    return {parts[1]: parts[2] for parts in map(str.split, proc.stdout.splitlines())
+            if parts[:1] == ["dep"]}
+
+
+def test_jaeger_links_the_collector_release_its_go_mod_names(jaeger_bin):
+    if os.environ.get("JAEGER_BIN"):
+        pytest.skip("JAEGER_BIN points at a binary this project did not build")
+    contrib = {m: v for m, v in linked_modules(jaeger_bin).items()
+               if m.startswith(binaries.COLLECTOR_CONTRIB_MODULE + "/")}
     assert any(m.endswith("/tailsamplingprocessor") for m in contrib), sorted(contrib)
-    wrong = {m: v for m, v in contrib.items() if v != f"v{COLLECTOR_VERSION}"}
-    assert not wrong, f"contrib components not at v{COLLECTOR_VERSION}: {wrong}"
+    wrong = {m: v for m, v in contrib.items() if v != f"v{JAEGER_COLLECTOR_VERSION}"}
+    assert not wrong, f"contrib components not at v{JAEGER_COLLECTOR_VERSION}: {wrong}"
+
+
+def test_collector_links_every_component_at_the_compose_image_release(collector_bin):
+    """COLLECTOR_VERSION is true: each component the build names is linked at that release."""
+    if os.environ.get("COLLECTOR_BIN"):
+        pytest.skip("COLLECTOR_BIN points at a binary this project did not build")
+    linked = linked_modules(collector_bin)
+    wanted = [m for modules in COLLECTOR_COMPONENTS.values() for m in modules]
+    wrong = {m: linked.get(m) for m in wanted if linked.get(m) != f"v{COLLECTOR_VERSION}"}
+    assert not wrong, f"components not linked at v{COLLECTOR_VERSION}: {wrong}"
+
+
+def test_collector_build_is_reused_without_rebuilding(collector_bin):
+    if os.environ.get("COLLECTOR_BIN"):
+        pytest.skip("COLLECTOR_BIN points at a binary this project did not build")
+    before = collector_bin.stat().st_mtime_ns
+    lines = []
+    assert binaries.ensure_collector(log=lines.append) == collector_bin
+    assert lines == [] and collector_bin.stat().st_mtime_ns == before
 
 
 def test_module_entry_point_prints_the_path(jaeger_bin):
@@ -267,8 +323,16 @@ def test_module_entry_point_prints_the_path(jaeger_bin):
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == str(jaeger_bin)
     proc = run_module("status", env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count(str(jaeger_bin)) == 2, proc.stdout
+    assert proc.stdout.count(str(jaeger_bin)) == 1, proc.stdout
     env["JAEGER_BIN"] = str(jaeger_bin) + ".missing"
     proc = run_module("path", env=env)
     assert proc.returncode == 1 and "JAEGER_BIN" in proc.stderr
+
+
+def test_module_entry_point_names_the_collector(collector_bin):
+    env = {**os.environ, "COLLECTOR_BIN": str(collector_bin)}
+    proc = run_module("path", "collector", env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(collector_bin), proc.stderr
+    env["COLLECTOR_BIN"] = str(collector_bin) + ".missing"
+    proc = run_module("path", "collector", env=env)
+    assert proc.returncode == 1 and "COLLECTOR_BIN" in proc.stderr

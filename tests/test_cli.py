@@ -208,7 +208,7 @@ def test_bad_values_exit_2_with_one_line_before_any_request(argv, words, listene
     (["up", "--max-spans", "0"], "--max-spans: '0' is not a count"),
     (["up", "--max-age", "a day"], "--max-age: 'a day' is not a duration"),
     (["up", "--collector-config", "missing.yaml"], "nor a YAML file that exists"),
-    (["up", "--collector-config", "pii"], "--collector-config applies to --backend collector only"),
+    (["up", "--collector-config", "pii"], "--collector-config applies to --backend collector or fan-out only"),
 ])
 def test_up_refuses_bad_values(argv, words, capsys, lab_home):
     assert main(argv) == 2
@@ -448,10 +448,14 @@ def fake_binary(path: Path) -> Path:
 def test_backends_status_says_what_is_built_and_how_to_build(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("JAEGER_BIN", raising=False)
+    monkeypatch.delenv("COLLECTOR_BIN", raising=False)
     assert main(["backends", "status"]) == 1
     out = capsys.readouterr().out
     assert binaries.JAEGER_VERSION in out and "not built" in out and "tracequest backends build" in out
+    assert binaries.COLLECTOR_VERSION in out
     built = fake_binary(binaries.cached_jaeger_path())
+    fake_binary(binaries.cached_collector_path())
+    monkeypatch.setenv("ZIPKIN_JAR", str(fake_binary(tmp_path / "zipkin.jar")))
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
     assert str(built) in out and "not built" not in out and binaries.JAEGER_IMAGE in out
@@ -460,10 +464,13 @@ def test_backends_status_says_what_is_built_and_how_to_build(tmp_path, monkeypat
 def test_backends_build_uses_what_is_there(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
     given = fake_binary(tmp_path / "bin" / "jaeger")
+    collector = fake_binary(tmp_path / "bin" / "otelcol")
     monkeypatch.setenv("JAEGER_BIN", str(given))
+    monkeypatch.setenv("COLLECTOR_BIN", str(collector))
+    monkeypatch.setenv("ZIPKIN_JAR", str(fake_binary(tmp_path / "zipkin.jar")))
     assert main(["backends", "build"]) == 0
     captured = capsys.readouterr()
-    assert captured.out == f"{given}\n" and "already built" in captured.err
+    assert captured.out.startswith(f"{given}\n{collector}\n") and "already built" in captured.err
     monkeypatch.setenv("JAEGER_BIN", str(tmp_path / "nowhere"))
     assert main(["backends", "build"]) == 1
     assert "JAEGER_BIN" in capsys.readouterr().err

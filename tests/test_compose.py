@@ -27,7 +27,9 @@ from tracequest.binaries import (
     collector_env,
     jaeger_env,
 )
+from tracequest.images import CASSANDRA_IMAGE, ELASTICSEARCH_IMAGE, PULLED_IMAGES
 from tracequest.ports import Ports
+from tracequest.scale_out import GATEWAY_ENDPOINT_VARS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"
@@ -36,9 +38,15 @@ SCHEMA = Path(__file__).resolve().parent / "data" / "compose-spec.json"
 COMPOSE_FILES = sorted(p.name for p in COMPOSE.glob("*.yaml"))
 JAEGER_CONFIG = COMPOSE / "jaeger" / "config.yaml"
 COLLECTOR_CONFIGS = sorted(p.name for p in (COMPOSE / "collector").glob("*.yaml"))
-ALL_CONFIGS = ["jaeger/config.yaml"] + [f"collector/{n}" for n in COLLECTOR_CONFIGS]
-# Variables the configs may read: the documented native layouts, plus one knob.
-DOCUMENTED_VARS = set(NATIVE_JAEGER_ENV) | set(NATIVE_COLLECTOR_ENV) | {"TQ_TAIL_DECISION_WAIT"}
+# config.yaml (in memory) and its storage variants, config-<storage>.yaml.
+JAEGER_CONFIGS = sorted(p.name for p in (COMPOSE / "jaeger").glob("*.yaml"))
+STORAGE_CONFIGS = [n for n in JAEGER_CONFIGS if n != "config.yaml"]
+ALL_CONFIGS = [f"jaeger/{n}" for n in JAEGER_CONFIGS] + [f"collector/{n}" for n in COLLECTOR_CONFIGS]
+# Where the storage variants find their store: host:port or URL, by variable.
+STORAGE_VARS = {"TQ_JAEGER_BADGER_DIR", "TQ_ELASTICSEARCH_URL", "TQ_CASSANDRA_ENDPOINT"}
+# Variables the configs may read: the documented native layouts, the stores, plus one knob.
+DOCUMENTED_VARS = (set(NATIVE_JAEGER_ENV) | set(NATIVE_COLLECTOR_ENV) | STORAGE_VARS
+                   | {"TQ_TAIL_DECISION_WAIT"} | set(GATEWAY_ENDPOINT_VARS))
 ENV_REF = re.compile(r"\$\{env:([A-Za-z0-9_]+)(?::-([^}]*))?\}")
 # The contrib image is built FROM scratch: no shell, no wget, no curl.
 NO_SHELL_IMAGES = ("otel/opentelemetry-collector-contrib",)
@@ -83,8 +91,8 @@ def mounted_configs(compose: dict) -> list[Path]:
 # ----------------------------------------------------------------- compose files
 
 def test_compose_variants_present():
-    assert set(COMPOSE_FILES) >= {"jaeger.yaml", "collector.yaml",
-                                  "tail-sampling.yaml", "pii.yaml"}
+    assert set(COMPOSE_FILES) >= {"jaeger.yaml", "collector.yaml", "tail-sampling.yaml",
+                                  "pii.yaml", "elasticsearch.yaml", "cassandra.yaml"}
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
@@ -153,11 +161,15 @@ def test_every_service_is_health_checked(name):
             continue  # nothing inside the container could run a probe
         test = service.get("healthcheck", {}).get("test")
         assert test, f"{svc} in {name} has no healthcheck"
-        assert any("/health" in part or "/api/v3/services" in part for part in test), test
+        if service.get("image") == CASSANDRA_IMAGE:   # no HTTP: ready when CQL answers
+            assert test[:2] == ["CMD", "cqlsh"], test
+            continue
+        assert any(path in part for part in test
+                   for path in ("/health", "/api/v3/services", "/-/ready")), test
 
 
-# Upstream image name (without tag) -> the one tag the tests ran.
-UPSTREAM_IMAGES = {image.rsplit(":", 1)[0]: image for image in (JAEGER_IMAGE, COLLECTOR_IMAGE)}
+# Upstream image name (without tag) -> the one tag the tests ran (or upstream ran with it).
+UPSTREAM_IMAGES = {image.rsplit(":", 1)[0]: image for image in PULLED_IMAGES}
 
 
 def test_pinned_images_are_the_versions_the_native_build_runs():
@@ -178,7 +190,7 @@ def test_upstream_images_are_exactly_the_tested_versions(name):
             continue   # built from compose/Dockerfile, not pulled
         # Any pulled image must be one of the pinned upstreams, at its pinned tag.
         pinned = UPSTREAM_IMAGES.get(image.rsplit(":", 1)[0])
-        assert pinned, f"{name}: {svc} pulls {image}, which no constant in binaries.py pins"
+        assert pinned, f"{name}: {svc} pulls {image}, which no constant in images.py pins"
         assert image == pinned, f"{name}: {svc} pulls {image}, but the tests ran {pinned}"
 
 
@@ -187,7 +199,9 @@ def test_readme_names_the_pinned_images_and_no_other_tag():
     for image in UPSTREAM_IMAGES.values():
         assert f"`{image}`" in readme, image
     for repo, image in UPSTREAM_IMAGES.items():
-        tags = set(re.findall(re.escape(repo) + r":[\w.-]+", readme))
+        # repo:1.2.3, not a host:port such as cassandra:9042
+        tag = r":(?:\d+\.[\w.-]*\w|[A-Za-z][\w.-]*)"
+        tags = set(re.findall(r"(?<![\w/.-])" + re.escape(repo) + tag, readme))
         assert tags == {image}, f"compose/README.md names {sorted(tags)}"
 
 
@@ -257,25 +271,29 @@ def test_pipelines_name_only_defined_components(rel):
 @pytest.mark.parametrize("rel", [f"collector/{n}" for n in COLLECTOR_CONFIGS])
 def test_collector_pipelines_start_with_memory_limiter_and_end_with_batch(rel):
     for pipeline, spec in load_config(rel)["service"]["pipelines"].items():
+        if not any(r.split("/")[0] == "otlp" for r in spec["receivers"]):
+            continue   # fed by a connector inside the collector: its data passed the limiter already
         procs = spec["processors"]
         assert procs[0] == "memory_limiter", (pipeline, procs)
         assert procs[-1] == "batch", (pipeline, procs)
         assert "debug" in spec["exporters"], (pipeline, spec["exporters"])
 
 
-# Component types that exist under the same name in the natively built Jaeger
-# and in the contrib image (health-check extensions do not; nor, from collector
-# 0.144 on, the `otlp` exporter's new name `otlp_grpc`).
-PORTABLE_TYPES = {"otlp", "otlphttp", "memory_limiter", "batch", "tail_sampling",
-                  "attributes", "filter", "debug", "spanmetrics"}
+# Component types the lab's Collector build carries (binaries.COLLECTOR_COMPONENTS),
+# by their names and the older names they still answer to; the contrib image of
+# the same release carries all of them too.
+LAB_COLLECTOR_TYPES = {"otlp", "otlp_grpc", "otlphttp", "otlp_http", "memory_limiter", "batch",
+                       "tail_sampling", "attributes", "filter", "transform", "redaction", "debug",
+                       "zipkin", "prometheus", "loadbalancing", "load_balancing", "spanmetrics",
+                       "span_metrics", "health_check"}
 
 
 @pytest.mark.parametrize("rel", [f"collector/{n}" for n in COLLECTOR_CONFIGS])
-def test_collector_configs_use_only_portable_component_types(rel):
+def test_collector_configs_use_only_components_of_the_lab_collector(rel):
     config = load_config(rel)
     for kind in ("receivers", "processors", "exporters", "connectors", "extensions"):
         for comp in config.get(kind) or {}:
-            assert comp.split("/")[0] in PORTABLE_TYPES, f"{rel}: {kind} {comp}"
+            assert comp.split("/")[0] in LAB_COLLECTOR_TYPES, f"{rel}: {kind} {comp}"
 
 
 @pytest.mark.parametrize("rel", ALL_CONFIGS)
@@ -316,19 +334,141 @@ def test_pii_config_scrubs_email_and_authorization():
 # Running these configs end to end is tests/test_real_backends.py's job.
 
 @pytest.mark.parametrize("rel", ALL_CONFIGS)
-def test_config_validates_in_the_real_binary(jaeger_bin, rel):
+def test_config_validates_in_the_real_binary(request, rel):
+    """Jaeger's configs in Jaeger, the collector pipelines in the lab's Collector."""
+    binary = request.getfixturevalue("jaeger_bin" if rel.startswith("jaeger/") else "collector_bin")
     env = {**os.environ, **NATIVE_JAEGER_ENV, **NATIVE_COLLECTOR_ENV}
-    proc = subprocess.run([str(jaeger_bin), "validate", "--config", str(COMPOSE / rel)],
+    proc = subprocess.run([str(binary), "validate", "--config", str(COMPOSE / rel)],
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_validate_rejects_a_broken_config(jaeger_bin, tmp_path):
+def test_validate_rejects_a_broken_config(collector_bin, tmp_path):
     """Guards the test above: `validate` must really read the component settings."""
     broken = tmp_path / "broken.yaml"
     broken.write_text((COMPOSE / "collector/tail-sampling.yaml").read_text()
                       .replace("threshold_ms:", "threshold_msec:"))
-    proc = subprocess.run([str(jaeger_bin), "validate", "--config", str(broken)],
+    proc = subprocess.run([str(collector_bin), "validate", "--config", str(broken)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "threshold_msec" in proc.stderr
+
+
+def test_validate_reads_the_storage_settings(jaeger_bin, tmp_path):
+    """Guards the storage configs: a misspelt Cassandra key must not pass."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text((COMPOSE / "jaeger/config-cassandra.yaml").read_text()
+                      .replace("create: true", "create_schema: true"))
+    proc = subprocess.run([str(jaeger_bin), "validate", "--config", str(broken)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "create_schema" in proc.stderr
+
+
+# -------------------------------------------------------------- storage variants
+# Badger runs natively (tests/test_jaeger_storage.py restarts it); Elasticsearch
+# and Cassandra only in Docker, so here they are checked statically and by
+# `jaeger validate` above.
+
+def without_storage(config: dict) -> tuple[dict, dict, str, str]:
+    """A Jaeger config minus its storage: (the rest, backends, query's store, exporter's store)."""
+    config = json.loads(json.dumps(config))   # a deep copy
+    backends = config["extensions"]["jaeger_storage"].pop("backends")
+    query_store = config["extensions"]["jaeger_query"]["storage"].pop("traces")
+    exporter_store = config["exporters"]["jaeger_storage_exporter"].pop("trace_storage")
+    return config, backends, query_store, exporter_store
+
+
+def test_storage_variants_exist():
+    assert STORAGE_CONFIGS == ["config-badger.yaml", "config-cassandra.yaml",
+                               "config-elasticsearch.yaml"]
+
+
+@pytest.mark.parametrize("name", STORAGE_CONFIGS)
+def test_storage_variant_is_config_yaml_with_only_the_storage_swapped(name):
+    """Listeners, telemetry and the Monitor stay config.yaml's: edit one, the test asks for all."""
+    base, base_backends, _, _ = without_storage(load_config("jaeger/config.yaml"))
+    variant, backends, query_store, exporter_store = without_storage(load_config(f"jaeger/{name}"))
+    assert variant == base, f"{name} differs from config.yaml in more than its storage"
+    assert query_store == exporter_store and list(backends) == [query_store]
+    kind = name.removeprefix("config-").removesuffix(".yaml")
+    assert list(backends[query_store]) == [kind]
+    assert list(base_backends.values()) == [{"memory": {"max_traces": 100000}}]
+
+
+def test_badger_writes_under_its_folder_and_keeps_what_it_wrote():
+    text = (COMPOSE / "jaeger/config-badger.yaml").read_text()
+    (store,) = yaml.safe_load(expand(text, {"TQ_JAEGER_BADGER_DIR": "/lab/badger"})
+                              )["extensions"]["jaeger_storage"]["backends"].values()
+    badger = store["badger"]
+    assert badger["ephemeral"] is False     # true (the default) forgets everything on exit
+    assert badger["directories"] == {"keys": "/lab/badger/keys", "values": "/lab/badger/data"}
+    assert badger["ttl"]["spans"] == "168h"
+
+
+def test_cassandra_schema_is_created_by_jaeger():
+    (store,) = load_config("jaeger/config-cassandra.yaml")["extensions"]["jaeger_storage"][
+        "backends"].values()
+    schema = store["cassandra"]["schema"]
+    assert schema["create"] is True and schema["replication_factor"] == 1
+    assert re.fullmatch(r"[a-z_]+", schema["keyspace"])
+
+
+# compose file -> (the store's service, its image, Jaeger's config, the store's data folder)
+STORES = {
+    "elasticsearch.yaml": ("elasticsearch", ELASTICSEARCH_IMAGE, "jaeger/config-elasticsearch.yaml",
+                           "/usr/share/elasticsearch/data"),
+    "cassandra.yaml": ("cassandra", CASSANDRA_IMAGE, "jaeger/config-cassandra.yaml",
+                       "/var/lib/cassandra"),
+}
+STORE_ADDRESS = re.compile(r"\$\{env:(TQ_ELASTICSEARCH_URL|TQ_CASSANDRA_ENDPOINT):-([^}]*)\}")
+
+
+@pytest.mark.parametrize("name", sorted(STORES))
+def test_storage_variant_keeps_spans_in_a_named_volume(name):
+    store, image, config, data_dir = STORES[name]
+    compose = load_compose(name)
+    services = compose["services"]
+    assert services[store]["image"] == image
+    (mount,) = services[store]["volumes"]
+    volume, target = mount.split(":")[:2]
+    # A named volume outlives `docker compose down`; only `down -v` deletes it.
+    assert target == data_dir and volume in compose.get("volumes", {}), mount
+    assert (COMPOSE / config).resolve() in mounted_configs(compose)
+    assert services["jaeger"]["depends_on"] == {store: {"condition": "service_healthy"}}
+    # The address Jaeger's config uses by default is that service, on a port it declares.
+    ((_, address),) = STORE_ADDRESS.findall((COMPOSE / config).read_text())
+    host, port = re.sub(r"^\w+://", "", address).rsplit(":", 1)
+    assert host == store and port in listening_ports(services[store]), address
+
+
+# ------------------------------------------------------- `docker compose up` in the root
+
+ROOT_COMPOSE = ROOT / "compose.yaml"
+
+
+def test_root_compose_file_matches_the_compose_specification():
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    root = yaml.safe_load(ROOT_COMPOSE.read_text())
+    assert not list(validator.iter_errors(root))
+
+
+def test_docker_compose_up_in_the_root_starts_the_default_variant():
+    """What `include:` does: the included file's services, its paths resolved from compose/."""
+    root = yaml.safe_load(ROOT_COMPOSE.read_text())
+    assert set(root) == {"name", "include"}   # nothing defined here that could drift
+    assert root["name"] == load_compose("jaeger.yaml")["name"] == "tracequest"
+    (entry,) = root["include"]
+    path = entry if isinstance(entry, str) else entry["path"]
+    # No project_directory: relative paths stay relative to the included file's folder.
+    assert isinstance(entry, str) or "project_directory" not in entry
+    assert (ROOT / path).resolve() == COMPOSE / "jaeger.yaml"
+
+
+def test_readme_gives_every_variant_its_command():
+    readme = (COMPOSE / "README.md").read_text()
+    assert "`docker compose up -d --build`" in readme    # the root file, no flag
+    for name in COMPOSE_FILES:
+        assert f"`docker compose -f compose/{name} up -d --build`" in readme, name
+    assert "compose/README.md" in (ROOT / "README.md").read_text()

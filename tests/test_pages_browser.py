@@ -8,15 +8,13 @@ drawn (bars where the span times say), not just present in the markup.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import struct
-import subprocess
 import zlib
 
 import pytest
 import requests
+from conftest import run_chromium
 from otlp_payloads import designed_trace, now_base_ns
 
 from tracequest import pages
@@ -95,27 +93,6 @@ def test_trace_html_is_the_html_waterfall():
 
 
 # --- in Chromium --------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Debian's Chromium: CHROMIUM_BIN, or chromium / chromium-browser on PATH."""
-    for candidate in (os.environ.get("CHROMIUM_BIN"), "chromium", "chromium-browser"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    if os.environ.get("CI") == "true":
-        pytest.fail("Chromium is missing: .ci/run should install it (apt-get install -y chromium)")
-    pytest.skip("Chromium is not installed; install it with "
-                "`sudo apt-get update && sudo apt-get install -y chromium` or set CHROMIUM_BIN")
-
-
-def run_chromium(binary: str, tmp_path, url: str, *mode: str) -> str:
-    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900", *mode, url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
 
 def screenshot(binary: str, tmp_path, url: str) -> list[list[tuple]]:
     target = tmp_path / "shot.png"

@@ -47,6 +47,13 @@ OTHER_TQ_ENV = {
     "TQ_COLLECTOR_OTLP_HTTP_PORT": "the Collector's OTLP/HTTP port (compose/collector/*.yaml)",
     "TQ_JAEGER_OTLP_ENDPOINT": "where the Collector sends spans (compose/collector/*.yaml)",
     "TQ_TAIL_DECISION_WAIT": "tail sampling's decision wait (compose/collector/tail-sampling.yaml)",
+    "TQ_ZIPKIN_ENDPOINT": "where the Collector sends spans for Zipkin (compose/collector/fan-out.yaml)",
+    "TQ_GATEWAY_1_ENDPOINT": "the first gateway the scale-out agent sends to (compose/collector/agent-*.yaml)",
+    "TQ_GATEWAY_2_ENDPOINT": "the second gateway the scale-out agent sends to (compose/collector/agent-*.yaml)",
+    "TQ_PROMETHEUS_URL": "the Prometheus Jaeger's Monitor reads span metrics from (compose/jaeger/config.yaml)",
+    "TQ_JAEGER_BADGER_DIR": "where Badger keeps real Jaeger's spans (compose/jaeger/config-badger.yaml)",
+    "TQ_ELASTICSEARCH_URL": "the Elasticsearch real Jaeger stores spans in (compose/jaeger/config-elasticsearch.yaml)",
+    "TQ_CASSANDRA_ENDPOINT": "the Cassandra real Jaeger stores spans in (compose/jaeger/config-cassandra.yaml)",
 }
 
 
@@ -265,6 +272,10 @@ KNOBS: tuple[Knob, ...] = (
     _port("jaeger-query-grpc", 16685, "real Jaeger's gRPC query port"),
     _port("jaeger-metrics", 8888, "real Jaeger's own metrics port"),
     _port("collector-metrics", 8889, "the Collector's own metrics port"),
+    _port("collector-health", 13133, "the Collector's health check (health_check extension)"),
+    _port("spanmetrics", 9464, "where the Collector serves the metrics it derives from spans"),
+    _port("zipkin", 9411, "the Zipkin server: its API v2, its Lens UI and its span intake"),
+    _port("prometheus", 9090, "the Prometheus server that scrapes the span metrics"),
 
     # Where things are.
     _knob("host", "host", HOST, "interface a service listens on (0.0.0.0 inside a container)",

@@ -1,11 +1,19 @@
-"""Build and locate the real Jaeger v2 binary; pin the images compose/ runs.
+"""Build and locate the real programs: Jaeger v2 and the lab's own Collector.
 
-The lab's ``jaeger`` and ``collector`` backends run the genuine Jaeger v2
-program, which is also an OpenTelemetry Collector distribution: one binary
-loads both Jaeger's own config and the collector pipelines in ``compose/``.
-No prebuilt download is possible here, so we compile it from the Go module
-proxy and keep the result in a per-user cache keyed by version. A fresh clone
-on the same machine reuses that binary instead of compiling again.
+The lab's ``jaeger`` backend runs the genuine Jaeger v2 program; the
+``collector`` and ``fan-out`` backends put the lab's own OpenTelemetry
+Collector in front of it, loading the pipelines in ``compose/collector/``.
+No prebuilt download is possible here, so both are compiled from the Go
+module proxy and kept in a per-user cache keyed by version. A fresh clone on
+the same machine reuses those binaries instead of compiling again.
+
+Why a Collector of our own
+--------------------------
+Jaeger v2 is itself a collector distribution, but it carries no Zipkin or
+load-balancing exporter and no transform or redaction processor. The
+Collector Builder (ocb) compiles exactly :data:`COLLECTOR_COMPONENTS`, every
+one at :data:`COLLECTOR_VERSION`, the release the compose files' contrib
+image runs, so a config that loads here loads in Docker.
 
 What Docker runs is what the tests run
 --------------------------------------
@@ -13,7 +21,7 @@ One constant per upstream image: :data:`JAEGER_IMAGE` and
 :data:`COLLECTOR_IMAGE` are the only images ``compose/*.yaml`` may name for
 Jaeger and the Collector (``tests/test_compose.py`` fails on any other tag).
 The Jaeger image is the release the native build compiles; the contrib image
-is the Collector release whose components that same Jaeger links.
+is the release of the lab's Collector build.
 
 Which Jaeger
 ------------
@@ -85,10 +93,14 @@ JAEGER_MODULE_VERSION = "v1.76.0"
 #: The Jaeger image compose/ runs: the release the native build compiles.
 JAEGER_IMAGE = f"jaegertracing/jaeger:{JAEGER_VERSION}"
 
-#: Jaeger v1.76.0's go.mod requires collector-contrib v0.140.1 (core v0.140.0),
-#: the pair the contrib 0.140.1 image is built from: same components, same code.
-COLLECTOR_VERSION = "0.140.1"
-#: The Collector image compose/ runs.
+#: Jaeger v1.76.0's go.mod requires collector-contrib v0.140.1 (core v0.140.0):
+#: the collector components linked into the Jaeger binary itself.
+JAEGER_COLLECTOR_VERSION = "0.140.1"
+
+#: The lab's own Collector: built with the Collector Builder from these components,
+#: all at this release (core and contrib resolve together at it here).
+COLLECTOR_VERSION = "0.161.0"
+#: The Collector image compose/ runs: the contrib distribution of the same release.
 COLLECTOR_IMAGE = f"otel/opentelemetry-collector-contrib:{COLLECTOR_VERSION}"
 
 JAEGER_MODULE = "github.com/jaegertracing/jaeger"
@@ -100,6 +112,40 @@ MIN_GO = (1, 24)
 
 #: How a learner builds what is missing (shown by errors and by status()).
 BUILD_COMMAND = "tracequest backends build"
+
+_CORE = "go.opentelemetry.io/collector"
+#: What the lab's Collector is made of, by kind: every module at COLLECTOR_VERSION.
+COLLECTOR_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "receivers": (f"{_CORE}/receiver/otlpreceiver",),
+    "processors": (
+        f"{_CORE}/processor/batchprocessor",
+        f"{_CORE}/processor/memorylimiterprocessor",
+        f"{COLLECTOR_CONTRIB_MODULE}/processor/tailsamplingprocessor",
+        f"{COLLECTOR_CONTRIB_MODULE}/processor/attributesprocessor",
+        f"{COLLECTOR_CONTRIB_MODULE}/processor/filterprocessor",
+        f"{COLLECTOR_CONTRIB_MODULE}/processor/transformprocessor",
+        f"{COLLECTOR_CONTRIB_MODULE}/processor/redactionprocessor",
+    ),
+    "exporters": (
+        f"{_CORE}/exporter/otlpexporter",
+        f"{_CORE}/exporter/otlphttpexporter",
+        f"{_CORE}/exporter/debugexporter",
+        f"{COLLECTOR_CONTRIB_MODULE}/exporter/zipkinexporter",
+        f"{COLLECTOR_CONTRIB_MODULE}/exporter/prometheusexporter",
+        f"{COLLECTOR_CONTRIB_MODULE}/exporter/loadbalancingexporter",
+    ),
+    "connectors": (f"{COLLECTOR_CONTRIB_MODULE}/connector/spanmetricsconnector",),
+    "extensions": (f"{COLLECTOR_CONTRIB_MODULE}/extension/healthcheckextension",),
+}
+#: Dependencies pinned below what the components ask for, because the module proxy
+#: here does not serve the asked version (loadbalancing's AWS Cloud Map resolver
+#: wants servicediscovery v1.48.0; v1.43.0 is the newest served, with the same API).
+COLLECTOR_REPLACES: dict[str, str] = {
+    "github.com/aws/aws-sdk-go-v2/service/servicediscovery": "v1.43.0",
+}
+#: The builder (ocb) of the same release.
+COLLECTOR_BUILDER_PACKAGE = f"{_CORE}/cmd/builder"
+COLLECTOR_BINARY_NAME = "otelcol-tracequest"
 
 
 def jaeger_env(ports: Ports, behind_collector: bool = True) -> dict[str, str]:
@@ -117,6 +163,8 @@ def jaeger_env(ports: Ports, behind_collector: bool = True) -> dict[str, str]:
         "TQ_JAEGER_QUERY_HTTP_PORT": str(ports.query),
         "TQ_JAEGER_QUERY_GRPC_PORT": str(ports.jaeger_query_grpc),
         "TQ_JAEGER_METRICS_PORT": str(ports.jaeger_metrics),
+        # Where the Monitor (SPM) reads span metrics; Jaeger starts without it.
+        "TQ_PROMETHEUS_URL": f"http://{HOST}:{ports.prometheus}",
     }
 
 
@@ -127,7 +175,10 @@ def collector_env(ports: Ports) -> dict[str, str]:
         "TQ_COLLECTOR_OTLP_GRPC_PORT": str(ports.otlp_grpc),
         "TQ_COLLECTOR_OTLP_HTTP_PORT": str(ports.otlp_http),
         "TQ_COLLECTOR_METRICS_PORT": str(ports.collector_metrics),
+        "TQ_COLLECTOR_HEALTH_PORT": str(ports.collector_health),
         "TQ_JAEGER_OTLP_ENDPOINT": f"{HOST}:{ports.jaeger_otlp_grpc}",
+        "TQ_ZIPKIN_ENDPOINT": f"http://{HOST}:{ports.zipkin}/api/v2/spans",
+        "TQ_SPANMETRICS_PORT": str(ports.spanmetrics),
     }
 
 
@@ -139,8 +190,16 @@ NATIVE_COLLECTOR_ENV = collector_env(Ports())
 _VERSION_PKG = JAEGER_MODULE + "/internal/version"
 
 
-class JaegerBuildError(RuntimeError):
-    """The Jaeger binary could not be built; the message says what to do."""
+class BuildError(RuntimeError):
+    """A real program could not be built or fetched; the message says what to do."""
+
+
+class JaegerBuildError(BuildError):
+    """The Jaeger binary could not be built."""
+
+
+class CollectorBuildError(BuildError):
+    """The lab's Collector could not be built."""
 
 
 def cache_dir() -> Path:
@@ -163,12 +222,26 @@ def _is_executable(path: Path) -> bool:
 
 def find_jaeger() -> Path | None:
     """A usable Jaeger binary, or None: ``$JAEGER_BIN`` first, then the cache."""
-    override = os.environ.get("JAEGER_BIN")
-    if override:
-        path = Path(override).expanduser()
-        return path if _is_executable(path) else None
-    path = cached_jaeger_path()
+    return find_program("JAEGER_BIN", cached_jaeger_path())
+
+
+def find_program(override: str, cached: Path) -> Path | None:
+    """The file an override variable names, else the cached one; None unless executable."""
+    path = Path(os.environ[override]).expanduser() if os.environ.get(override) else cached
     return path if _is_executable(path) else None
+
+
+def build_once(log, key: str, what: str, target: Path, make) -> Path:
+    """Run ``make(target)`` under the build lock of ``key``, unless a build that held it made target.
+
+    One build per version runs at a time: a caller that had to wait for
+    another build reuses its result instead of building again.
+    """
+    with build_lock(log, key, what) as waited:
+        if waited and _is_executable(target):
+            log(f"reusing {target}, built meanwhile")
+            return target
+        return make(target)
 
 
 #: Where Go lands when installed from go.dev but not (yet) on PATH.
@@ -184,56 +257,65 @@ def _find_go() -> str | None:
     return next((c for c in candidates if _is_executable(Path(c))), None)
 
 
-def _check_go() -> str:
-    """Path of a Go toolchain new enough, or a JaegerBuildError saying what to do."""
+def _check_go(what: str = f"Jaeger {JAEGER_VERSION}", override: str = "JAEGER_BIN",
+              error: type[BuildError] = JaegerBuildError) -> str:
+    """Path of a Go toolchain new enough, or an error saying what to do."""
     go = _find_go()
     if go is None:
-        raise JaegerBuildError(
-            "Go is not installed, so Jaeger cannot be built. Install Go "
+        raise error(
+            f"Go is not installed, so {what} cannot be built. Install Go "
             f"{MIN_GO[0]}.{MIN_GO[1]} or newer (https://go.dev/dl/), or set "
-            f"JAEGER_BIN to an existing jaeger {JAEGER_VERSION} binary.")
+            f"{override} to an existing binary.")
     out = subprocess.run([go, "env", "GOVERSION"], capture_output=True,
                          text=True).stdout.strip()
     match = re.match(r"go(\d+)\.(\d+)", out)
     if not match:
-        raise JaegerBuildError(f"cannot tell the Go version from {out!r} ({go}).")
+        raise error(f"cannot tell the Go version from {out!r} ({go}).")
     found = (int(match.group(1)), int(match.group(2)))
     if found < MIN_GO:
-        raise JaegerBuildError(
-            f"Go {found[0]}.{found[1]} is too old to build Jaeger {JAEGER_VERSION}; "
+        raise error(
+            f"Go {found[0]}.{found[1]} is too old to build {what}; "
             f"it needs Go {MIN_GO[0]}.{MIN_GO[1]} or newer. Upgrade Go, or set "
-            f"JAEGER_BIN to an existing jaeger {JAEGER_VERSION} binary.")
+            f"{override} to an existing binary.")
     return go
 
 
-def _go(go: str, args: list[str], cwd: Path, env: dict[str, str]) -> str:
+def _go(go: str, args: list[str], cwd: Path, env: dict[str, str],
+        error: type[BuildError] = JaegerBuildError) -> str:
     proc = subprocess.run([go, *args], cwd=cwd, env=env, capture_output=True,
                           text=True)
     if proc.returncode != 0:
-        raise JaegerBuildError(
+        raise error(
             f"`go {' '.join(args)}` failed (exit {proc.returncode}):\n"
             f"{proc.stderr.strip()[-4000:]}")
     return proc.stdout
 
 
-@contextmanager
-def _build_lock(log) -> Iterator[bool]:
-    """Hold this version's build lock; yields True if another build held it first.
+def _go_env() -> dict[str, str]:
+    """The environment of every Go command here: static, local toolchain, no user flags."""
+    # GOFLAGS is cleared so a user's -mod=vendor or similar cannot leak in.
+    return dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="", GOWORK="off")
 
-    Two test runs or two terminals asking for Jaeger at once would otherwise
-    compile it twice side by side, doubling a long build on a small machine.
+
+@contextmanager
+def build_lock(log, key: str, what: str) -> Iterator[bool]:
+    """Hold the build lock of ``key``; yields True if another build held it first.
+
+    Two test runs or two terminals asking for one program at once would
+    otherwise build or download it twice side by side, doubling a long build
+    on a small machine.
     """
     if fcntl is None:   # Windows: no lock; the atomic rename keeps overlapping builds safe
         yield False
         return
-    lock = cache_dir() / f".jaeger-{JAEGER_VERSION}.lock"
+    lock = cache_dir() / f".{key}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             waited = False
         except BlockingIOError:
-            log(f"another build of Jaeger {JAEGER_VERSION} is running; waiting for it ...")
+            log(f"another build of {what} is running; waiting for it ...")
             fcntl.flock(handle, fcntl.LOCK_EX)
             waited = True
         yield waited   # the lock goes with the file handle
@@ -248,12 +330,8 @@ def build_jaeger(log=print) -> Path:
     never leaves a broken binary.
     """
     go = _check_go()
-    with _build_lock(log) as waited:
-        target = cached_jaeger_path()
-        if waited and _is_executable(target):
-            log(f"reusing {target}, built meanwhile")
-            return target
-        return _compile(go, target, log)
+    return build_once(log, f"jaeger-{JAEGER_VERSION}", f"Jaeger {JAEGER_VERSION}",
+                      cached_jaeger_path(), lambda target: _compile(go, target, log))
 
 
 def _compile(go: str, target: Path, log) -> Path:
@@ -263,9 +341,7 @@ def _compile(go: str, target: Path, log) -> Path:
         f"into {target}")
     log("the first build downloads a few hundred Go modules and compiles them; "
         "allow 5-20 minutes on 2 cores")
-    # GOFLAGS is cleared so a user's -mod=vendor or similar cannot leak in.
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="",
-               GOWORK="off")
+    env = _go_env()
     with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as tmp:
         work = Path(tmp)
         log("fetching the Jaeger module ...")
@@ -317,26 +393,120 @@ def jaeger_missing_reason() -> str:
             "to an existing binary.")
 
 
+# ----------------------------------------------------------- the lab's Collector
+
+def cached_collector_path() -> Path:
+    """Where the lab's Collector for COLLECTOR_VERSION lives once built (may not exist)."""
+    return cache_dir() / f"collector-{COLLECTOR_VERSION}" / COLLECTOR_BINARY_NAME
+
+
+def find_collector() -> Path | None:
+    """A usable lab Collector: ``$COLLECTOR_BIN`` first, then the cache."""
+    return find_program("COLLECTOR_BIN", cached_collector_path())
+
+
+def collector_missing_reason() -> str:
+    """One sentence for a pytest skip: why the Collector is absent and how to get it."""
+    if os.environ.get("COLLECTOR_BIN"):
+        return (f"COLLECTOR_BIN={os.environ['COLLECTOR_BIN']} is not an executable file; "
+                "fix it or unset it to use the cached build.")
+    return (f"the lab's Collector {COLLECTOR_VERSION} is not built yet: run "
+            f"`{BUILD_COMMAND}` or `make backends` (needs Go "
+            f"{MIN_GO[0]}.{MIN_GO[1]}+ and the Go module proxy), or set COLLECTOR_BIN "
+            "to an existing binary.")
+
+
+def collector_manifest(output: Path) -> dict:
+    """The Collector Builder's manifest: our components, all at COLLECTOR_VERSION."""
+    manifest: dict = {"dist": {"name": COLLECTOR_BINARY_NAME,
+                               "description": "Trace Quest's OpenTelemetry Collector",
+                               "version": COLLECTOR_VERSION,
+                               "output_path": str(output)}}
+    for kind, modules in COLLECTOR_COMPONENTS.items():
+        manifest[kind] = [{"gomod": f"{module} v{COLLECTOR_VERSION}"} for module in modules]
+    manifest["replaces"] = [f"{module} => {module} {version}"
+                            for module, version in COLLECTOR_REPLACES.items()]
+    return manifest
+
+
+def build_collector(log=print) -> Path:
+    """Build the lab's Collector with the Collector Builder into the cache; return its path.
+
+    Like build_jaeger: one build per version at a time, linked under a
+    temporary name and renamed into place, so an interrupted build leaves
+    nothing half-made.
+    """
+    go = _check_go(f"the lab's Collector {COLLECTOR_VERSION}", "COLLECTOR_BIN",
+                   CollectorBuildError)
+    return build_once(log, f"collector-{COLLECTOR_VERSION}", f"the Collector {COLLECTOR_VERSION}",
+                      cached_collector_path(), lambda target: _build_collector(go, target, log))
+
+
+def _build_collector(go: str, target: Path, log) -> Path:
+    import yaml   # only a build needs it
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    log(f"building the lab's Collector {COLLECTOR_VERSION} with the Collector Builder "
+        f"into {target}")
+    log("the first build downloads several hundred Go modules and compiles them; "
+        "allow 5-15 minutes on 2 cores")
+    env = _go_env()
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as tmp:
+        work = Path(tmp)
+        env["GOBIN"] = str(work / "bin")
+        log("installing the Collector Builder ...")
+        _go(go, ["install", f"{COLLECTOR_BUILDER_PACKAGE}@v{COLLECTOR_VERSION}"], work, env,
+            CollectorBuildError)
+        manifest = work / "manifest.yaml"
+        manifest.write_text(yaml.safe_dump(collector_manifest(work / "dist"), sort_keys=False))
+        log("generating and compiling (no output until it is done) ...")
+        proc = subprocess.run([str(work / "bin" / "builder"), "--config", str(manifest)],
+                              cwd=work, env=env, capture_output=True, text=True)
+        built = work / "dist" / COLLECTOR_BINARY_NAME
+        if proc.returncode != 0 or not _is_executable(built):
+            raise CollectorBuildError(
+                f"the Collector Builder failed (exit {proc.returncode}):\n"
+                f"{(proc.stderr or proc.stdout).strip()[-4000:]}")
+        os.replace(built, target)
+    log(f"built {target} in {time.monotonic() - started:.0f}s")
+    return target
+
+
+def ensure_collector(log=print) -> Path:
+    """The lab's Collector, built once if it is not there yet."""
+    found = find_collector()
+    if found is not None:
+        return found
+    if os.environ.get("COLLECTOR_BIN"):
+        raise CollectorBuildError(collector_missing_reason())
+    return build_collector(log=log)
+
+
 def status() -> dict[str, dict]:
     """What each native backend program is and whether it is here, by backend name.
 
     For ``tracequest backends status``. Each entry: ``name``, ``version``,
     ``image`` (what compose/ runs instead), ``path`` (str, or None when not
     built), ``build`` (the command that builds it) and ``note`` (one line).
-    The collector is the Jaeger binary itself, so both share one path.
     """
-    found = find_jaeger()
-    path = str(found) if found else None
-    where = ("from JAEGER_BIN" if os.environ.get("JAEGER_BIN") else "cached") if found \
-        else jaeger_missing_reason()
+    def where(found, override, missing) -> str:
+        if not found:
+            return missing
+        return f"from {override}" if os.environ.get(override) else "cached"
+
+    jaeger, collector = find_jaeger(), find_collector()
     return {
         "jaeger": {"name": "jaeger", "version": JAEGER_VERSION, "image": JAEGER_IMAGE,
-                   "path": path, "build": BUILD_COMMAND,
-                   "note": f"{JAEGER_MODULE}@{JAEGER_MODULE_VERSION}, {where}"},
+                   "path": str(jaeger) if jaeger else None, "build": BUILD_COMMAND,
+                   "note": f"{JAEGER_MODULE}@{JAEGER_MODULE_VERSION}, "
+                           f"{where(jaeger, 'JAEGER_BIN', jaeger_missing_reason())}"},
         "collector": {"name": "collector", "version": COLLECTOR_VERSION,
-                      "image": COLLECTOR_IMAGE, "path": path, "build": BUILD_COMMAND,
-                      "note": f"the jaeger binary, which links collector-contrib "
-                              f"v{COLLECTOR_VERSION} components"},
+                      "image": COLLECTOR_IMAGE,
+                      "path": str(collector) if collector else None, "build": BUILD_COMMAND,
+                      "note": f"built with the Collector Builder from core and contrib "
+                              f"v{COLLECTOR_VERSION}, "
+                              f"{where(collector, 'COLLECTOR_BIN', collector_missing_reason())}"},
     }
 
 
@@ -346,34 +516,46 @@ def status_line(entry: dict) -> str:
     return f"{entry['name']:<10} {entry['version']:<8} {where}"
 
 
-_USAGE = "usage: python -m tracequest.binaries build|path|status"
+_USAGE = "usage: python -m tracequest.binaries build|path [jaeger|collector] | status"
+
+#: Per program: (find, ensure, missing reason).
+_PROGRAMS = {
+    "jaeger": (lambda: find_jaeger(), lambda log: ensure_jaeger(log=log),
+               lambda: jaeger_missing_reason()),
+    "collector": (lambda: find_collector(), lambda log: ensure_collector(log=log),
+                  lambda: collector_missing_reason()),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tracequest.binaries build|path|status``.
+    """``python -m tracequest.binaries build|path [jaeger|collector] | status``.
 
-    ``build`` and ``path`` print the binary's path (stdout stays one line for
-    scripts); ``status`` prints status() one line per backend.
+    ``build`` and ``path`` print one program's path (Jaeger unless named;
+    stdout stays one line for scripts); ``status`` prints status() one line
+    per backend.
     """
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in ("build", "path", "status"):
+    command, program = (args + ["jaeger"])[:2] if len(args) in (1, 2) else ("", "")
+    if command not in ("build", "path", "status") or program not in _PROGRAMS \
+            or (command == "status" and len(args) != 1):
         print(_USAGE, file=sys.stderr)
         return 2
-    if args[0] == "status":
+    if command == "status":
         entries = status().values()
         for entry in entries:
             print(status_line(entry))
         return 0 if all(entry["path"] for entry in entries) else 1
-    if args[0] == "path":
-        found = find_jaeger()
+    find, ensure, missing = _PROGRAMS[program]
+    if command == "path":
+        found = find()
         if found is None:
-            print(jaeger_missing_reason(), file=sys.stderr)
+            print(missing(), file=sys.stderr)
             return 1
         print(found)
         return 0
     try:
-        path = ensure_jaeger(log=lambda line: print(line, file=sys.stderr))
-    except JaegerBuildError as exc:
+        path = ensure(lambda line: print(line, file=sys.stderr))
+    except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(path)

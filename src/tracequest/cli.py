@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .client import QueryClient, QueryError, TraceNotFound, default_url
-from .lab import BACKENDS, COLLECTOR_CONFIGS, Lab, LabError, LabSettings, find_home
+from .lab import BACKENDS, COLLECTOR_CONFIGS, STORAGES, Lab, LabError, LabSettings, find_home
 from .lab_options import UsageError, add_knob_options, lab_settings
 from .load import run_load
 from .ports import Ports, PortInUse
@@ -135,14 +135,22 @@ def _add_up(commands) -> None:
                   "twin (shown in its help); the option wins. What `up` started is recorded "
                   "in .tracequest/lab.json, so every other command finds the lab, on whatever "
                   "ports.",
-                  cmd_up, usage="%(prog)s [--backend NAME] [--collector-config NAME_OR_FILE] [KNOB ...]")
+                  cmd_up, usage="%(prog)s [--backend NAME] [--collector-config NAME_OR_FILE] "
+                        "[--storage memory|badger] [KNOB ...]")
     up.add_argument("--backend", default="embedded", choices=BACKENDS,
                     help="embedded (the lab's small backend), jaeger (the real Jaeger binary), "
-                         "or collector (the Collector pipeline in front of Jaeger)")
+                         "collector (the lab's Collector in front of Jaeger), or fan-out (the "
+                         "Collector sending every trace to Jaeger and Zipkin, and metrics "
+                         "from spans to Prometheus when it is installed)")
     up.add_argument("--collector-config", type=_collector_config, metavar="NAME_OR_FILE",
                     help=f"what the collector backend loads: {', '.join(COLLECTOR_CONFIGS)} "
                          "(from compose/collector/), or the path of your own YAML file "
-                         "(default: collector; only with --backend collector)")
+                         "(default: collector, or fan-out with --backend fan-out; only with "
+                         "--backend collector or fan-out)")
+    up.add_argument("--storage", choices=STORAGES,
+                    help="where real Jaeger keeps spans: memory (the default; `down` forgets them) "
+                         "or badger (files in .tracequest/badger, so traces survive `down` and "
+                         "`up`); only with --backend jaeger, collector or fan-out")
     add_knob_options(up)
 
 
@@ -215,8 +223,9 @@ def _add_backends(commands) -> None:
     actions = backends.add_subparsers(metavar="ACTION")
     build = _command(actions, "build", "build Jaeger once into the cache (a few minutes; needs Go)",
                      "Compile the real Jaeger from the Go module proxy into the per-user cache, "
-                     "unless it is there already. Progress goes to stderr; the binary's path is "
-                     "printed on stdout.", cmd_backends_build)
+                     "unless it is there already, and fetch the Zipkin server jar from Maven "
+                     "Central. Progress goes to stderr; the paths are printed on stdout.",
+                     cmd_backends_build)
     build.add_argument("--rebuild", action="store_true",
                        help="compile again even if a binary is cached")
     _command(actions, "status", "which binaries are built, their versions and paths",
@@ -302,7 +311,7 @@ def _check_distinct_ports(lab: Lab) -> None:
 def _conflicts(running: LabSettings, wanted: LabSettings) -> list[str]:
     """Options asked for now that the running lab was started without."""
     default = LabSettings()
-    found = [f"--{name.replace('_', '-')}" for name in ("backend", "collector_config")
+    found = [f"--{name.replace('_', '-')}" for name in ("backend", "collector_config", "storage")
              if getattr(wanted, name) != getattr(default, name)
              and getattr(wanted, name) != getattr(running, name)]
     found += [f"--{name.replace('_', '-')}-port" for name, port in wanted.ports.as_dict().items()
@@ -330,7 +339,7 @@ def cmd_up(args) -> int:
         _print_urls(running)
         return 0
     if settings.backend != "embedded":
-        _ensure_jaeger()
+        _ensure_programs(settings.backend)
     print(f"Starting the lab ({settings.backend} backend)...")
     lab.up()
     print("The lab is up.")
@@ -345,14 +354,19 @@ def cmd_up(args) -> int:
     return 0
 
 
-def _ensure_jaeger() -> None:
-    """Build the real Jaeger on first use; it takes a few minutes once, then is cached."""
-    from .binaries import JaegerBuildError, ensure_jaeger
+def _ensure_programs(backend: str) -> None:
+    """Build (or fetch) the real programs a backend runs on first use; then they are cached."""
+    from .binaries import BuildError, ensure_collector, ensure_jaeger
+    from .lab import COLLECTOR_BACKENDS
 
     try:
         ensure_jaeger(log=print)
-    except JaegerBuildError as exc:
+        if backend in COLLECTOR_BACKENDS:
+            ensure_collector(log=print)
+    except BuildError as exc:
         raise LabError(str(exc)) from None
+    if backend == "fan-out":
+        _fetch_zipkin(print)
 
 
 def _print_urls(lab: Lab) -> None:
@@ -396,37 +410,61 @@ def cmd_status(args) -> int:
 # --- backends ---------------------------------------------------------------
 
 def cmd_backends_build(args) -> int:
-    from .binaries import JAEGER_VERSION, JaegerBuildError, build_jaeger, ensure_jaeger, find_jaeger
+    """Build Jaeger and the lab's Collector, fetch Zipkin; print each one's path."""
+    from . import binaries
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    programs = ((f"Jaeger {binaries.JAEGER_VERSION}", binaries.find_jaeger,
+                 binaries.build_jaeger, binaries.ensure_jaeger),
+                (f"the Collector {binaries.COLLECTOR_VERSION}", binaries.find_collector,
+                 binaries.build_collector, binaries.ensure_collector))
     try:
-        if args.rebuild:
-            path = build_jaeger(log=log)
-        else:
-            if find_jaeger() is not None:
-                log(f"Jaeger {JAEGER_VERSION} is already built; `--rebuild` compiles it again.")
-            path = ensure_jaeger(log=log)
-    except JaegerBuildError as exc:
+        for name, find, build, ensure in programs:
+            if args.rebuild:
+                path = build(log=log)
+            else:
+                if find() is not None:
+                    log(f"{name} is already built; `--rebuild` compiles it again.")
+                path = ensure(log=log)
+            print(path)
+    except binaries.BuildError as exc:
         raise LabError(str(exc)) from None
-    print(path)
+    return _fetch_zipkin(log)
+
+
+def _fetch_zipkin(log) -> int:
+    """Fetch the Zipkin jar too (a download: --rebuild leaves it); fail when no Java can run it."""
+    from .zipkin import ZIPKIN_VERSION, ZipkinError, ensure_zipkin, find_zipkin, java_command
+
+    if find_zipkin() is not None:
+        log(f"Zipkin {ZIPKIN_VERSION} is already fetched.")
+    try:
+        print(ensure_zipkin(log=log))
+        java_command()
+    except ZipkinError as exc:
+        raise LabError(str(exc)) from None
     return 0
 
 
 def cmd_backends_status(args) -> int:
-    from .binaries import cache_dir, jaeger_missing_reason, status, status_line
+    from .binaries import cache_dir, collector_missing_reason, jaeger_missing_reason, status, status_line
+    from .zipkin import status_entry as zipkin_status, zipkin_missing_reason
 
-    entries = list(status().values())
+    entries = [*status().values(), zipkin_status()]
     print(f"Native backend programs (cache: {cache_dir()}):")
     for entry in entries:
         print(f"  {status_line(entry)}")
         detail = f"{entry['note']}; " if entry["path"] else ""
         print(f"  {'':<10} {detail}in Docker: {entry['image']}")
-    if any(not entry["path"] for entry in entries):
-        print(jaeger_missing_reason())
-        return 1
-    return 0
+    missing = {entry["name"] for entry in entries if not entry["path"]}
+    reasons = {"jaeger": jaeger_missing_reason, "collector": collector_missing_reason,
+               "zipkin": zipkin_missing_reason}
+    for name in reasons:
+        if name in missing:
+            print(reasons[name]())
+    return 1 if missing else 0
 
 
 # --- traces -----------------------------------------------------------------

@@ -24,8 +24,14 @@ from .timefmt import format_go_duration
 SERVICES = ("customer", "driver", "route", "model", "assistant", "frontend")  # downstream first
 # The model server stands for a hosted LLM provider: untraced, as a provider is to its callers.
 UNTRACED = ("model",)
-BACKENDS = ("embedded", "jaeger", "collector")
-COLLECTOR_CONFIGS = ("collector", "tail-sampling", "pii")
+BACKENDS = ("embedded", "jaeger", "collector", "fan-out")
+# Backends with the lab's Collector in front of Jaeger (it takes the lab's OTLP ports).
+COLLECTOR_BACKENDS = ("collector", "fan-out")
+COLLECTOR_CONFIGS = ("collector", "tail-sampling", "pii", "fan-out", "spanmetrics")
+# Pipelines that serve metrics from spans: the lab runs Prometheus beside them when it can.
+METRICS_CONFIGS = ("fan-out", "spanmetrics")
+# Where real Jaeger keeps spans: memory (forgotten on `down`) or Badger files under <home>/badger.
+STORAGES = ("memory", "badger")
 STATE_FILE = "lab.json"
 HOME_DIR = ".tracequest"
 
@@ -44,6 +50,8 @@ class Process:
     env: dict = field(default_factory=dict)
     # A collector's OTLP/HTTP port answers GET with 405: any answer means ready.
     any_answer_is_healthy: bool = False
+    # Seconds it may take to answer, when longer than the lab's own timeout (a JVM).
+    start_timeout: float = 0.0
 
     @property
     def is_service(self) -> bool:
@@ -71,6 +79,8 @@ class LabSettings:
     # The embedded backend's retention bound; None leaves its own default.
     max_spans: int | None = None
     max_age_s: float | None = None
+    # Real Jaeger's storage (STORAGES); the embedded backend has its own SQLite file.
+    storage: str = "memory"
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -78,6 +88,11 @@ class LabSettings:
         if self.collector_config not in COLLECTOR_CONFIGS and not Path(self.collector_config).is_file():
             raise LabError(f"unknown collector config {self.collector_config!r}; choose one of: "
                            f"{', '.join(COLLECTOR_CONFIGS)}, or give the path of a YAML file")
+        if self.storage not in STORAGES:
+            raise LabError(f"unknown storage {self.storage!r}; choose one of: {', '.join(STORAGES)}")
+        if self.storage != "memory" and self.backend == "embedded":
+            raise LabError(f"storage {self.storage!r} is for real Jaeger; the embedded backend always "
+                           "keeps its spans in .tracequest/spans.db. Add --backend jaeger (or collector, fan-out).")
         unknown = set(self.services) - set(SERVICES)
         if unknown:
             raise LabError(f"unknown service(s) {sorted(unknown)}; the demo has {', '.join(SERVICES)}")
@@ -211,9 +226,16 @@ class Lab:
         used.update({"OTLP gRPC": p.otlp_grpc, "OTLP HTTP": p.otlp_http, "query API": p.query})
         if self.backend != "embedded":
             used.update({"Jaeger query gRPC": p.jaeger_query_grpc, "Jaeger metrics": p.jaeger_metrics})
-        if self.backend == "collector":
+        if self.backend in COLLECTOR_BACKENDS:
             used.update({"Jaeger OTLP gRPC": p.jaeger_otlp_grpc, "Jaeger OTLP HTTP": p.jaeger_otlp_http,
-                         "collector metrics": p.collector_metrics})
+                         "collector metrics": p.collector_metrics,
+                         "collector health": p.collector_health})
+        if self.backend == "fan-out":
+            used["Zipkin"] = p.zipkin
+        if self._serves_metrics():
+            used["span metrics"] = p.spanmetrics
+            if self._has_prometheus():
+                used["Prometheus"] = p.prometheus
         return used
 
     def _backend_processes(self) -> list[Process]:
@@ -221,7 +243,11 @@ class Lab:
             return [self._embedded_process()]
         if self.backend == "jaeger":
             return [self._jaeger_process()]
-        return [self._jaeger_process(), self._collector_process()]
+        # every destination first, the collector that feeds them last
+        zipkin = [self._zipkin_process()] if self.backend == "fan-out" else []
+        metrics = ([self._prometheus_process()]
+                   if self._serves_metrics() and self._has_prometheus() else [])
+        return [self._jaeger_process(), *zipkin, *metrics, self._collector_process()]
 
     def _embedded_process(self) -> Process:
         p, s = self.ports, self.settings
@@ -238,21 +264,64 @@ class Lab:
         """Real Jaeger with the config compose/ mounts, its listeners moved to our ports."""
         from .binaries import jaeger_env
 
-        env = jaeger_env(self.ports, behind_collector=self.backend == "collector")
-        argv = [str(_jaeger_binary()), "--config", str(_compose_file("jaeger", "config.yaml"))]
+        env = jaeger_env(self.ports, behind_collector=self.backend in COLLECTOR_BACKENDS)
+        config = "config.yaml"
+        if self.settings.storage == "badger":   # files that outlive `down`, in the lab's home
+            config = "config-badger.yaml"
+            env["TQ_JAEGER_BADGER_DIR"] = str((self.home / "badger").resolve())
+        argv = [str(_jaeger_binary()), "--config", str(_compose_file("jaeger", config))]
         return Process("jaeger", argv, f"{self.query_url}/api/v3/services", env)
 
     def _collector_process(self) -> Process:
-        """The collector pipeline from compose/collector/, run by the same binary."""
+        """The lab's own Collector running a pipeline from compose/collector/ (or a learner's file)."""
         from .binaries import collector_env
 
-        if self.collector_config in COLLECTOR_CONFIGS:
-            config = _compose_file("collector", f"{self.collector_config}.yaml")
-        else:  # a learner's own file, e.g. a quest's collector.yaml
-            config = Path(self.collector_config).resolve()
-        argv = [str(_jaeger_binary()), "--config", str(config)]
+        name = self._pipeline()
+        argv = [str(_collector_binary()), "--config"]
+        if name in COLLECTOR_CONFIGS:   # ours carry the health_check extension
+            argv.append(str(_compose_file("collector", f"{name}.yaml")))
+            return Process("collector", argv, f"{self.url('collector_health')}/",
+                           collector_env(self.ports))
+        # A learner's own file, e.g. a quest's collector.yaml: ready once OTLP/HTTP answers.
+        argv.append(str(Path(name).resolve()))
         return Process("collector", argv, f"{self.url('otlp_http')}/v1/traces",
                        collector_env(self.ports), any_answer_is_healthy=True)
+
+    def _pipeline(self) -> str:
+        """The collector's config: a name from compose/collector/, or a learner's file."""
+        if self.backend == "fan-out" and self.collector_config == "collector":
+            return "fan-out"   # each backend's default pipeline
+        return self.collector_config
+
+    def _serves_metrics(self) -> bool:
+        """A pipeline that derives metrics from spans; a learner's file under fan-out may too."""
+        return self.backend == "fan-out" or (
+            self.backend == "collector" and self._pipeline() in METRICS_CONFIGS)
+
+    def _zipkin_process(self) -> Process:
+        """The real Zipkin server (its jar from Maven Central), with its Lens UI."""
+        from .zipkin import START_TIMEOUT, ZipkinError, find_zipkin, zipkin_missing_reason, zipkin_process
+
+        if find_zipkin() is None:
+            raise LabError("the fan-out backend runs the real Zipkin server, which is not "
+                           "fetched yet. " + zipkin_missing_reason())
+        try:
+            argv, env, ready_url = zipkin_process(self.ports)
+        except ZipkinError as exc:   # no Java, or one too old to run it
+            raise LabError(str(exc)) from None
+        return Process("zipkin", argv, ready_url, env, start_timeout=START_TIMEOUT)
+
+    def _has_prometheus(self) -> bool:
+        from .prometheus import find_prometheus
+
+        return find_prometheus() is not None
+
+    def _prometheus_process(self) -> Process:
+        """Prometheus scraping the span metrics (only when it is installed)."""
+        from .prometheus import prometheus_process
+
+        argv, env, ready_url = prometheus_process(self.ports, self.home)
+        return Process("prometheus", argv, ready_url, env)
 
     def _service_process(self, name: str) -> Process:
         argv = [sys.executable, "-m", f"services.{name}"]
@@ -311,6 +380,10 @@ class Lab:
             return self.url(proc.name)
         if proc.name == "collector":
             return f"OTLP 127.0.0.1:{self.ports.otlp_grpc} (gRPC), 127.0.0.1:{self.ports.otlp_http} (HTTP)"
+        if proc.name == "zipkin":
+            return f"{self.url('zipkin')}/zipkin/"
+        if proc.name == "prometheus":
+            return self.url("prometheus")
         return self.query_url
 
     def is_up(self) -> bool:
@@ -326,13 +399,20 @@ class Lab:
         check_free(self.used_ports())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         children: dict[str, procs.Child] = {}
+        backends = self._backend_processes()
+        services = [self._service_process(n) for n in self.services]
         try:
-            for proc in self.processes():
-                child = procs.start(proc.name, proc.argv, self.log_dir / f"{proc.name}.log",
-                                    env=self._environment(proc))
-                children[proc.name] = child
-                self._write_state(children)
-                self._wait_healthy(proc, child, timeout)
+            # Each group starts at once, then is waited for: the backends must
+            # answer before a service sends spans, but within a group nothing
+            # waits on anything else, and a slow starter (Zipkin's JVM) only
+            # costs its own start-up time.
+            for group in (backends, services):
+                for proc in group:
+                    children[proc.name] = procs.start(
+                        proc.name, proc.argv, self.log_dir / f"{proc.name}.log",
+                        env=self._environment(proc))
+                    self._write_state(children)
+                self._wait_group_healthy(group, children, timeout)
         except BaseException:
             self.down(log=lambda *_: None)
             raise
@@ -366,14 +446,36 @@ class Lab:
 
     # --- helpers ------------------------------------------------------------
 
-    def _wait_healthy(self, proc: Process, child: procs.Child, timeout: float) -> None:
-        try:
-            ready = child.wait_ready(proc.is_healthy, timeout)
-        except procs.ProcessExited:
-            raise LabError(f"{proc.name} exited during start-up.\n{self._log_tail(child)}") from None
-        if not ready:
-            raise LabError(f"{proc.name} did not answer {proc.health_url} within {timeout:.0f}s.\n"
-                           f"{self._log_tail(child)}")
+    def _wait_group_healthy(self, group: list[Process], children: dict[str, procs.Child],
+                            timeout: float) -> None:
+        """Wait until every program of a group answers; the first one to exit fails at once.
+
+        Each answer gives the rest ``timeout`` seconds more, as waiting one by
+        one did: on a busy machine a group shares the CPU while it starts.
+        """
+        waiting = {proc.name: proc for proc in group}
+        deadlines = {proc.name: time.monotonic() + max(timeout, proc.start_timeout)
+                     for proc in group}
+
+        def all_ready() -> bool:
+            for name, proc in list(waiting.items()):
+                if proc.is_healthy():
+                    del waiting[name]
+                    for other in waiting:
+                        deadlines[other] = max(deadlines[other], time.monotonic() + timeout)
+                elif not children[name].is_running():
+                    raise LabError(f"{name} exited during start-up.\n"
+                                   f"{self._log_tail(children[name])}")
+            late = [n for n in waiting if time.monotonic() > deadlines[n]]
+            if late:
+                proc = waiting[late[0]]
+                raise LabError(f"{proc.name} did not answer {proc.health_url} within "
+                               f"{max(timeout, proc.start_timeout):.0f}s.\n"
+                               f"{self._log_tail(children[proc.name])}")
+            return not waiting
+
+        while not all_ready():   # all_ready raises when one exits or is late
+            time.sleep(0.1)
 
     def _log_tail(self, child: procs.Child) -> str:
         lines = child.tail()
@@ -435,6 +537,16 @@ def _jaeger_binary() -> Path:
     if path is None:
         raise LabError("this backend runs the real Jaeger binary, which is not built yet. "
                        + jaeger_missing_reason())
+    return path
+
+
+def _collector_binary() -> Path:
+    from .binaries import collector_missing_reason, find_collector
+
+    path = find_collector()
+    if path is None:
+        raise LabError("this backend runs the lab's own Collector, which is not built yet. "
+                       + collector_missing_reason())
     return path
 
 

@@ -140,16 +140,21 @@ def lab_settings(args) -> LabSettings:
     chosen = _chosen_knobs(args)
     given = {knob.name: value for knob, value in chosen.items()}
     backend = args.backend
-    if args.collector_config and backend != "collector":
-        raise UsageError("--collector-config applies to --backend collector only")
+    if args.collector_config and backend not in ("collector", "fan-out"):
+        raise UsageError("--collector-config applies to --backend collector or fan-out only")
     storage = [k.flag for k in up_knobs() if k.group == "storage" and getattr(args, _dest(k)) is not None]
     if storage and backend != "embedded":
         raise UsageError(f"{storage[0]} applies to the embedded backend only; "
                          f"the {backend} backend keeps its own limits")
+    jaeger_storage = getattr(args, "storage", None) or "memory"
+    if jaeger_storage != "memory" and backend == "embedded":
+        raise UsageError(f"--storage {jaeger_storage} applies to --backend jaeger, collector or fan-out; "
+                         "the embedded backend always keeps its spans in .tracequest/spans.db")
     ports = Ports(**{_port_field(k): v for k, v in chosen.items() if k.group == "port"})
     env = {k.env: k.show(v) for k, v in chosen.items() if _knob_role(k) == "service"}
     embedded = backend == "embedded"
     return LabSettings(backend=backend, collector_config=args.collector_config or "collector",
                        ports=ports, service_env=env,
                        max_spans=given.get("max-spans") if embedded else None,
-                       max_age_s=given.get("max-age") if embedded else None)
+                       max_age_s=given.get("max-age") if embedded else None,
+                       storage=jaeger_storage)

@@ -9,11 +9,14 @@ is needed to understand tracing; it only keeps the notebook cells short.
 
 from __future__ import annotations
 
+import atexit
 import html
 import os
 import tempfile
+import threading
 import time
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import requests
@@ -161,25 +164,77 @@ def _answers(url: str) -> bool:
 @contextmanager
 def fresh_lab(backend: str = "embedded", collector_config: str = "collector",
               services: tuple[str, ...] = SERVICES, backend_env: dict | None = None,
-              **service_env: str):
+              storage: str = "memory", **service_env: str):
     """A second, throw-away lab on free ports, e.g. with fix flags; stopped on exit.
 
     ``with fresh_lab(TQ_FIX_DISABLE_DB_CONN_MUTEX="1") as other: ...`` leaves
     the main lab alone: new ports, a temporary home, its own spans. With
     ``backend="collector"`` it is what ``tracequest up --backend collector``
     starts: the real Jaeger with a collector running ``collector_config`` in
-    front of it (``services=()`` leaves the demo out).
+    front of it (``services=()`` leaves the demo out). ``storage="badger"``
+    gives real Jaeger Badger files in the lab's temporary home, so a restart
+    inside the ``with`` block keeps its traces.
     """
-    with tempfile.TemporaryDirectory(prefix="tracequest-") as home:
-        settings = LabSettings(backend=backend, collector_config=collector_config, ports=Ports.free(),
+    with tempfile.TemporaryDirectory(prefix="tracequest-") as home, _ports_of_one_lab() as ports:
+        settings = LabSettings(backend=backend, collector_config=collector_config, ports=ports,
                                services=services, service_env=service_env,
-                               backend_env=backend_env or {})
+                               backend_env=backend_env or {}, storage=storage)
         lab = Lab(settings, home)
         lab.up(log=lambda *_: None)
         try:
             yield LabHandle(lab, lab.query_url, lab.frontend_url, f"http://{HOST}:{lab.ports.otlp_grpc}")
         finally:
             lab.down(log=lambda *_: None)
+
+
+# Ports of the fresh labs this process has open. Ports.free() only sees ports
+# that are bound already; a lab that is still starting in another thread has
+# not bound all of its own yet, so a second lab must steer clear of them.
+_PORTS_TAKEN: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _ports_of_one_lab():
+    with _PORTS_LOCK:
+        ports = Ports.free()
+        while _PORTS_TAKEN & set(ports.as_dict().values()):
+            ports = Ports.free()
+        mine = set(ports.as_dict().values())
+        _PORTS_TAKEN.update(mine)
+    try:
+        yield ports
+    finally:
+        with _PORTS_LOCK:
+            _PORTS_TAKEN.difference_update(mine)
+
+
+class BackgroundLab:
+    """A :func:`fresh_lab` that starts in a background thread and lasts over several cells.
+
+    Starting a lab with Zipkin takes a while (a JVM), so a chapter can read on
+    while it starts: ``starting = BackgroundLab(backend="fan-out")`` returns at
+    once, ``starting.ready()`` waits and returns the :class:`LabHandle`, and
+    ``starting.close()`` stops the lab. Python's exit stops it too, so a cell
+    that fails halfway does not leave the lab's programs running.
+    """
+
+    def __init__(self, **options):
+        self._stack = ExitStack()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="fresh-lab")
+        self._started = self._pool.submit(self._stack.enter_context, fresh_lab(**options))
+        atexit.register(self.close)
+
+    def ready(self, timeout: float | None = None) -> LabHandle:
+        """The lab, once every program answers (re-raises the reason if it could not start)."""
+        return self._started.result(timeout)
+
+    def close(self) -> None:
+        """Stop the lab (after its start has finished, whether it worked or not)."""
+        self._started.exception()   # waits; a failed start has nothing to stop
+        self._stack.close()
+        self._pool.shutdown()
+        atexit.unregister(self.close)
 
 
 # --- spans made in the notebook --------------------------------------------------

@@ -36,6 +36,11 @@ class Ports:
     jaeger_query_grpc: int = _default("jaeger_query_grpc")
     jaeger_metrics: int = _default("jaeger_metrics")
     collector_metrics: int = _default("collector_metrics")
+    collector_health: int = _default("collector_health")
+    # Where traces also go (fan-out): Zipkin, and the metrics derived from spans.
+    spanmetrics: int = _default("spanmetrics")
+    zipkin: int = _default("zipkin")
+    prometheus: int = _default("prometheus")
 
     @classmethod
     def free(cls) -> Ports:

@@ -9,7 +9,8 @@
                 earned, and how both are shown;
 - ``runner``, ``commands``  ``tracequest check``, ``quests``, ``hint``, ``mystery``
                 and ``answer``;
-- ``collector`` runs a learner's collector config in the real collector (06b, 07);
+- ``collector_run``, ``collector_config``  run a learner's collector config in the
+                real collector (06b, 07; 09 in the fan-out lab) and read its shape;
 - ``mystery``, ``mystery_run``, ``slow_span``  quest 03: the drawn culprit, the
                 hermetic run, and the verdict on the learner's answer.
 

@@ -33,6 +33,7 @@ def marks_for(stream=None) -> dict[str, str]:
 
 def render_board(results: RunResults, progress: Progress, marks: dict[str, str] = MARKS) -> str:
     lines = ["Trace Quest - quest board", ""]
+    width = max(len(q.title) for q in all_quests())
     for quest in all_quests():
         result = results.quests.get(quest.id)
         done_before = progress.is_complete(quest.id)
@@ -42,7 +43,7 @@ def render_board(results: RunResults, progress: Progress, marks: dict[str, str] 
         else:
             mark = marks["pass"] if done_before else marks["todo"]
             note = "(earlier)" if done_before else ""
-        lines.append(f"  {mark} {quest.id:<4} {quest.title:<22} {quest.level:<13} {quest.xp:>4} XP  {note}".rstrip())
+        lines.append(f"  {mark} {quest.id:<4} {quest.title:<{width}} {quest.level:<13} {quest.xp:>4} XP  {note}".rstrip())
         if result is not None and not result.passed and result.hint:
             lines += textwrap.wrap(result.hint, 76, initial_indent="         hint: ",
                                    subsequent_indent="               ")

@@ -1,9 +1,9 @@
 """A learner's collector.yaml as data, and the collector's own words about it.
 
-Quests 06b and 07 judge a pipeline, not a program: their checks read the
-file's trace pipeline (which processors, in which order) to judge its shape
-and to pick the right hint, and shorten what the collector prints into
-something a learner can read.
+Quests 06b, 07 and 09 judge a pipeline, not a program: their checks read the
+file's pipelines (which processors, in which order; which exporters and
+connectors join them) to judge their shape and to pick the right hint, and
+shorten what the collector prints into something a learner can read.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ class Pipeline:
     def processors_of_kind(self, kind: str) -> list[str]:
         return [p for p in self.processors if kind_of(p) == kind]
 
+    def receivers_of_kind(self, kind: str) -> list[str]:
+        return [r for r in self.receivers if kind_of(r) == kind]
+
+    def exporters_of_kind(self, kind: str) -> list[str]:
+        return [e for e in self.exporters if kind_of(e) == kind]
+
     def shown(self) -> str:
         """'processors: [memory_limiter, batch]', as the learner wrote it."""
         return f"processors: [{', '.join(self.processors)}]"
@@ -71,11 +77,15 @@ class CollectorConfig:
         return {name: body for name, body in self.section(section).items() if kind_of(name) == kind}
 
     def trace_pipelines(self) -> list[Pipeline]:
+        return self.pipelines("traces")
+
+    def pipelines(self, signal: str) -> list[Pipeline]:
+        """The pipelines of one signal (``traces``, ``metrics``, ``logs``), in file order."""
         pipelines = (self.data.get("service") or {}).get("pipelines") or {}
         return [Pipeline(name, list(body.get("receivers") or []), list(body.get("processors") or []),
                          list(body.get("exporters") or []))
                 for name, body in pipelines.items()
-                if kind_of(name) == "traces" and isinstance(body, dict)]
+                if kind_of(name) == signal and isinstance(body, dict)]
 
     def traces_pipeline(self) -> Pipeline:
         """The one traces pipeline a quest's file has; a failure if there are more or none."""

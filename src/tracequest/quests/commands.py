@@ -82,10 +82,11 @@ def _add_mystery(commands) -> None:
 
 def _add_answer(commands) -> None:
     parser = commands.add_parser(
-        "answer", help="answer a quest's question: quest 03's slow span",
+        "answer", help="answer a quest's question: quest 03's slow span and assistant",
         description="Record your answer to a quest's question; `tracequest check 03` judges it.")
-    parser.add_argument("question", choices=[mystery.QUESTION],
-                        help="which question: slow-span (quest 03)")
+    parser.add_argument("question", choices=list(mystery.QUESTIONS),
+                        help="which question of quest 03: slow-span (the /dispatch traces) or "
+                             "assistant (the assistant's trouble)")
     parser.add_argument("service", help="the service the span belongs to, e.g. frontend")
     parser.add_argument("operation", nargs="+",
                         help="the span name as the trace shows it, e.g. find best ETA "
@@ -112,9 +113,10 @@ def cmd_check(args) -> int:
 def cmd_quests(args) -> int:
     progress = Progress.load(find_home())
     marks = marks_for()
+    width = max(len(q.title) for q in all_quests())
     for quest in all_quests():
         mark = marks["pass"] if progress.is_complete(quest.id) else marks["todo"]
-        print(f"  {mark} {quest.id:<4} {quest.title:<22} {quest.level:<13} {quest.xp:>4} XP  "
+        print(f"  {mark} {quest.id:<4} {quest.title:<{width}} {quest.level:<13} {quest.xp:>4} XP  "
               f"labs/{quest.lab_folder}/")
     total = sum(q.xp for q in all_quests())
     owned = [b.name for b in BADGES if b.name in progress.badges]
@@ -148,7 +150,8 @@ def cmd_mystery_new(args) -> int:
     home = find_home()
     seed = args.seed if args.seed is not None else mystery.draw_seed(mystery.load_seed(home))
     mystery.save_seed(home, seed)
-    print(f"Mystery #{seed}: somewhere in the demo, one operation is now slow on purpose.")
+    print(f"Mystery #{seed}: somewhere in the demo, one operation is now slow on purpose,")
+    print("  and the assistant has a trouble of its own.")
     print(f"  Kept in {home / mystery.MYSTERY_FILE} (only the seed; the answer is yours to find).")
     if mystery.clear_answer(home):
         print("  Your earlier answer was for another mystery, so it was cleared.")
@@ -182,20 +185,22 @@ def cmd_mystery_status(args) -> int:
     print({True: "  The lab is running it.",
            False: "  The lab is running WITHOUT it: restart it with `tracequest mystery start`.",
            None: "  The lab is not running: start it with `tracequest mystery start`."}[runs])
-    answer = mystery.load_answer(home)
-    if answer is None:
-        print("  No answer yet: tracequest answer slow-span <service> <operation>")
-    else:
-        print(f"  Your answer: '{answer['operation']}' in {answer['service']}. "
-              "Check it: tracequest check 03")
+    for question in mystery.QUESTIONS:
+        answer = mystery.load_answer(home, question)
+        if answer is None:
+            print(f"  No {question} answer yet: tracequest answer {question} <service> <operation>")
+        else:
+            print(f"  Your {question} answer: '{answer['operation']}' in {answer['service']}.")
+    print("  Check your answers: tracequest check 03")
     return 0
 
 
 def cmd_answer(args) -> int:
     home = find_home()
     operation = " ".join(args.operation)
-    mystery.save_answer(home, args.service, operation)
-    print(f"Recorded your answer: the operation '{operation}' in the service {args.service}.")
+    mystery.save_answer(home, args.service, operation, args.question)
+    print(f"Recorded your {args.question} answer: the operation '{operation}' in the service "
+          f"{args.service}.")
     if mystery.load_seed(home) is None:
         print("No mystery is drawn yet, though: start one with `tracequest mystery new`.")
     print("Check it with: tracequest check 03")
@@ -205,6 +210,7 @@ def cmd_answer(args) -> int:
 def _print_mystery_steps(lab) -> None:
     """What to do next; `lab` is the lab running the mystery, or None if none was started."""
     viewer = f"{lab.query_url}/" if lab else "(its URL shows once the lab is up)"
+    frontend = lab.frontend_url if lab else "http://127.0.0.1:8080"
     steps = [] if lab else ["Start the lab with the mystery:  tracequest mystery start"]
     steps += [
         "Send load, 4 requests at a time:  tracequest load -n 20 -c 4",
@@ -214,7 +220,13 @@ def _print_mystery_steps(lab) -> None:
         "       the terminal       tracequest traces, then tracequest show <trace-id>",
         "Answer with its service and span name, for example:\n"
         "       tracequest answer slow-span frontend find best ETA",
-        "Check your answer:  tracequest check 03",
+        "Ask the assistant a few questions (the page's ask box, or\n"
+        f"       curl -X POST {frontend}/ask -H 'Content-Type: application/json' \\\n"
+        "            -d '{\"question\": \"why is my driver late?\", \"customer\": \"123\"}')\n"
+        "       and find its trouble: the agent span if the agent gives up, else the\n"
+        "       assistant's operation with the most self time. Answer, for example:\n"
+        "       tracequest answer assistant assistant execute_tool route_eta",
+        "Check your answers:  tracequest check 03",
     ]
     print("\nNext:")
     for number, step in enumerate(steps, 1):

@@ -4,8 +4,8 @@ A quest's id is what the learner types (`tracequest check 04`). A quest that
 comes in parts gives each part its own id and line on the board (06a, 06b),
 sharing one lab folder and one check file.
 
-Quests 06b and 07 are solved in a collector.yaml, not in Python; their
-checks run it in the real collector (see ``collector``).
+Quests 06b, 07 and 09 are solved in a collector.yaml, not in Python; their
+checks run it in the real collector (see ``collector_run``).
 
 Most quests are solved by editing code in ``labs/``. Quest 03 is solved by
 investigating: its folder holds only a README, and the learner answers with
@@ -52,7 +52,8 @@ QUESTS: tuple[Quest, ...] = (
     Quest("02", "manual-span", "A span of your own", "intermediate", 150,
           "Wrap slow business logic in a manual span with attributes and an event."),
     Quest("03", "mystery", "Find the slow span", "intermediate", 200,
-          "Find the operation that holds a slow request's time, from its traces alone.",
+          "Find the operation that holds a slow request's time, and what troubles the "
+          "assistant, from their traces alone.",
           has_code=False),
     Quest("04", "propagation", "Carry the context", "advanced", 250,
           "Join two services into one trace with inject() and extract()."),
@@ -67,6 +68,9 @@ QUESTS: tuple[Quest, ...] = (
           "Route traces through a collector that guards its memory, batches, and scrubs user.email."),
     Quest("08", "baggage-and-links", "Baggage and links", "bonus", 200,
           "Carry a value across three services; link a consumer to its producer."),
+    Quest("09", "two-backends", "Two backends and a metric", "bonus", 200,
+          "Send every trace to Jaeger and Zipkin from one collector, and count the calls "
+          "with the spanmetrics connector."),
     Quest("10", "broken-services", "Three broken services", "advanced", 250,
           "Make a shop's traces whole again: an HTTP client, a thread pool, an exporter."),
     Quest("11", "agent-loop", "Trace an agent loop", "advanced", 250,
@@ -92,6 +96,7 @@ BADGES: tuple[Badge, ...] = (
     Badge("Context Carrier", "kept one request in one trace across services", ("04", "08")),
     Badge("Sampler", "kept traces whole while keeping only some", ("06a",)),
     Badge("Pipeline Keeper", "sampled and scrubbed traces in the collector", ("06b", "07")),
+    Badge("Switchboard", "sent every trace to two backends and counted it on the way", ("09",)),
     Badge("Regression Guard", "wrote trace tests that catch what breaks", ("12",)),
 )
 

@@ -1,0 +1,364 @@
+"""The scale-out topology, natively: one agent collector, two gateways, Jaeger.
+
+    designed traffic -> agent -> gateway-1 -> Jaeger
+                              -> gateway-2 ->
+
+Every box is a real process: Jaeger and the lab's own Collector build, each
+on its own free ports, each loading the very files in ``compose/collector/``
+(``agent-trace-id.yaml`` or ``agent-round-robin.yaml``, and ``gateway.yaml``
+twice). The gateways sample by tail: keep errors, keep traces over 500 ms,
+keep 10 % of the rest. That is only right when a gateway sees every span of a
+trace, which is what the agent's routing decides.
+
+:func:`compare` runs the same traffic through both routings and counts, in
+Jaeger, the traces stored whole and those stored in part. Run it with
+``python -m tracequest.scale_out``.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import procs
+from .client import QueryClient
+from .paths import compose_file
+from .ports import HOST, Ports, free_port
+
+#: The agent's config for each way of spreading spans over the gateways.
+ROUTINGS = {"trace-id": "agent-trace-id.yaml", "round-robin": "agent-round-robin.yaml"}
+GATEWAY_CONFIG = "gateway.yaml"
+GATEWAYS = ("gateway-1", "gateway-2")
+#: What the agent configs read besides the collector's own TQ_COLLECTOR_* ports.
+GATEWAY_ENDPOINT_VARS = ("TQ_GATEWAY_1_ENDPOINT", "TQ_GATEWAY_2_ENDPOINT")
+
+#: The designed traffic: services that each take part in every trace, in call order.
+#: Each has its own SDK (its own export requests), as separate programs would.
+TRAFFIC_SERVICES = ("scale-frontend", "scale-api", "scale-db")
+#: Traces per kind for the comparison (the tests and the chapter use this).
+DEFAULT_COUNTS = {"error": 15, "slow": 15, "normal": 30}
+
+
+class TopologyError(RuntimeError):
+    """A program of the topology did not start; the message carries its log's tail."""
+
+
+@dataclass
+class CollectorPorts:
+    """What one collector of the topology listens on."""
+
+    otlp_grpc: int
+    otlp_http: int
+    metrics: int
+    health: int
+
+    @classmethod
+    def free(cls, avoid: set[int]) -> CollectorPorts:
+        chosen = []
+        for _ in range(4):
+            chosen.append(free_port(avoid=avoid | set(chosen)))
+        avoid.update(chosen)
+        return cls(*chosen)
+
+    def env(self, jaeger_otlp: str) -> dict[str, str]:
+        """The TQ_COLLECTOR_* variables every compose/collector/ file reads."""
+        return {"TQ_COLLECTOR_HOST": HOST,
+                "TQ_COLLECTOR_OTLP_GRPC_PORT": str(self.otlp_grpc),
+                "TQ_COLLECTOR_OTLP_HTTP_PORT": str(self.otlp_http),
+                "TQ_COLLECTOR_METRICS_PORT": str(self.metrics),
+                "TQ_COLLECTOR_HEALTH_PORT": str(self.health),
+                "TQ_JAEGER_OTLP_ENDPOINT": jaeger_otlp}
+
+
+@dataclass
+class Program:
+    name: str
+    argv: list[str]
+    ready_url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class ScaleOut:
+    """Jaeger, two gateways and one agent, started together and stopped together.
+
+    Use it as a context manager. ``gateway_config`` replaces gateway.yaml (a
+    test gives one with a tiny memory limit); ``decision_wait`` is the
+    gateways' tail-sampling wait.
+    """
+
+    def __init__(self, routing: str = "trace-id", home: Path | str | None = None,
+                 decision_wait: str = "5s", gateway_config: Path | str | None = None,
+                 ports: Ports | None = None):
+        if routing not in ROUTINGS:
+            raise ValueError(f"unknown routing {routing!r}; choose one of: {', '.join(ROUTINGS)}")
+        self.routing = routing
+        self.decision_wait = decision_wait
+        self._own_home = home is None
+        self.home = Path(home) if home else Path(tempfile.mkdtemp(prefix="tq-scale-out-"))
+        self.ports = ports or Ports.free()
+        taken = set(self.ports.as_dict().values())
+        self.gateway_ports = {name: CollectorPorts.free(taken) for name in GATEWAYS}
+        self.agent_ports = CollectorPorts(self.ports.otlp_grpc, self.ports.otlp_http,
+                                          self.ports.collector_metrics, self.ports.collector_health)
+        self.gateway_config = Path(gateway_config) if gateway_config else \
+            compose_file("collector", GATEWAY_CONFIG)
+        self.children: dict[str, procs.Child] = {}
+
+    # --- where things are -----------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The agent's OTLP/gRPC address: where traffic goes in."""
+        return f"http://{HOST}:{self.agent_ports.otlp_grpc}"
+
+    @property
+    def query_url(self) -> str:
+        return f"http://{HOST}:{self.ports.query}"
+
+    @property
+    def client(self) -> QueryClient:
+        return QueryClient(self.query_url)
+
+    def metrics_url(self, name: str) -> str:
+        """A collector's own metrics (Prometheus text): refusals, retries, queue size."""
+        ports = self.agent_ports if name == "agent" else self.gateway_ports[name]
+        return f"http://{HOST}:{ports.metrics}/metrics"
+
+    # --- the programs ---------------------------------------------------------
+
+    def programs(self) -> list[Program]:
+        """Jaeger first, then the gateways, then the agent that feeds them."""
+        from .binaries import find_collector, find_jaeger, jaeger_env
+
+        jaeger, collector = find_jaeger(), find_collector()
+        if jaeger is None or collector is None:
+            from .binaries import BUILD_COMMAND
+            raise TopologyError(f"the scale-out topology runs real Jaeger and the lab's Collector; "
+                                f"build them first: {BUILD_COMMAND}")
+        jaeger_otlp = f"{HOST}:{self.ports.jaeger_otlp_grpc}"
+        programs = [Program("jaeger", [str(jaeger), "--config", str(compose_file("jaeger", "config.yaml"))],
+                            f"{self.query_url}/api/v3/services",
+                            jaeger_env(self.ports, behind_collector=True))]
+        for name, ports in self.gateway_ports.items():
+            env = {**ports.env(jaeger_otlp), "TQ_TAIL_DECISION_WAIT": self.decision_wait}
+            programs.append(Program(name, [str(collector), "--config", str(self.gateway_config)],
+                                    f"http://{HOST}:{ports.health}/", env))
+        agent_env = self.agent_ports.env(jaeger_otlp)
+        for var, name in zip(GATEWAY_ENDPOINT_VARS, GATEWAYS):
+            agent_env[var] = f"{HOST}:{self.gateway_ports[name].otlp_grpc}"
+        agent_config = compose_file("collector", ROUTINGS[self.routing])
+        programs.append(Program("agent", [str(collector), "--config", str(agent_config)],
+                                f"http://{HOST}:{self.agent_ports.health}/", agent_env))
+        return programs
+
+    def up(self, timeout: float = 60.0) -> ScaleOut:
+        """Start every program, then wait until each answers its health check."""
+        programs = self.programs()
+        # Jaeger and the gateways together, then the agent, so it never dials a closed port.
+        groups = (programs[:-1], programs[-1:])
+        try:
+            for group in groups:
+                for program in group:
+                    self.children[program.name] = procs.start(
+                        program.name, program.argv, self.home / "logs" / f"{program.name}.log",
+                        env=procs.environment(program.env, scrub=True))
+                for program in group:
+                    self._wait_ready(program, timeout)
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _wait_ready(self, program: Program, timeout: float) -> None:
+        child = self.children[program.name]
+        try:
+            ready = child.wait_ready(lambda: procs.answers_http(program.ready_url), timeout)
+        except procs.ProcessExited:
+            ready = False
+        if not ready:
+            raise TopologyError(f"{program.name} did not answer {program.ready_url} within "
+                                f"{timeout:.0f}s. Last lines of {child.log_path}:\n"
+                                + "\n".join("  " + line for line in child.tail()))
+
+    def down(self) -> None:
+        """Stop the agent first (it flushes), then the gateways, then Jaeger."""
+        for name in ("agent", *GATEWAYS, "jaeger"):
+            child = self.children.pop(name, None)
+            if child is not None:
+                child.stop(grace=10)
+        if self._own_home:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> ScaleOut:
+        return self if self.children else self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+
+def collector_metric(url: str, name: str) -> float:
+    """The sum of every sample of one of a collector's own metrics (0 when it has none yet).
+
+    E.g. ``otelcol_receiver_refused_spans``: spans the OTLP receiver turned
+    away, which is what a memory_limiter over its limit makes it do.
+    """
+    import requests
+
+    total = 0.0
+    for line in requests.get(url, timeout=5).text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# --- the designed traffic --------------------------------------------------------
+
+def send_split_traces(endpoint: str, counts: Mapping[str, int],
+                      services: tuple[str, ...] = TRAFFIC_SERVICES,
+                      payload_bytes: int = 0) -> dict[str, list[str]]:
+    """Send traces whose spans leave in different export requests; return trace ids by kind.
+
+    Every trace has one span per service (frontend -> api -> db), and every
+    service has its own SDK, so the spans of one trace reach the agent in as
+    many requests as there are services, as from three programs. Kinds are
+    mix.py's: an ``error`` trace's deepest span fails (a ``failing`` trace's
+    every span: any part of it is kept, so spans in = spans out); a ``slow`` trace lasts
+    SLOW_MS, but only its root span shows that (the calls under it are quick);
+    a ``normal`` trace is neither. Every span carries its kind in ``mix.kind``
+    so even a part of a trace can be counted. ``payload_bytes`` adds an
+    attribute of that size to every span, to fill a gateway's memory.
+    """
+    from opentelemetry.trace import SpanKind, Status, StatusCode, format_trace_id, set_span_in_context
+
+    from .quests.mix import MIX_ATTRIBUTE, QUICK_MS, SLOW_MS
+    from .sdk import tracer_provider
+
+    lasting = {"error": QUICK_MS, "slow": SLOW_MS, "normal": QUICK_MS, "failing": QUICK_MS}
+    unknown = set(counts) - set(lasting)
+    if unknown:
+        raise ValueError(f"unknown kinds of trace {sorted(unknown)}; use {', '.join(lasting)}")
+    total = sum(counts.values())
+    providers = [tracer_provider(s, endpoint, schedule_delay_ms=100, max_queue_size=max(total + 64, 2048))
+                 for s in services]
+    tracers = [p.get_tracer("tracequest.scale_out") for p in providers]
+    kinds = [kind for kind, count in counts.items() for _ in range(count)]
+    random.shuffle(kinds)
+    sent: dict[str, list[str]] = {kind: [] for kind in counts}
+    extra = {"payload": "x" * payload_bytes} if payload_bytes else {}
+    for kind in kinds:
+        end = time.time_ns()
+        start = end - lasting[kind] * 1_000_000
+        quick = QUICK_MS * 1_000_000 // (len(services) + 1)
+        parent, spans = None, []
+        for depth, tracer in enumerate(tracers):
+            begins = start + depth * 1000
+            span = tracer.start_span("GET /scale" if depth == 0 else f"call {services[depth]}",
+                                     kind=SpanKind.SERVER if depth == 0 else SpanKind.INTERNAL,
+                                     context=set_span_in_context(parent) if parent else None,
+                                     start_time=begins, attributes={MIX_ATTRIBUTE: kind, **extra})
+            spans.append((span, begins))
+            parent = span
+        failed = [s for s, _ in spans] if kind == "failing" else [spans[-1][0]] if kind == "error" else []
+        for span in failed:
+            span.set_status(Status(StatusCode.ERROR, "a designed failure"))
+        for depth, (span, begins) in reversed(list(enumerate(spans))):
+            span.end(end_time=end if depth == 0 else begins + quick)
+        sent[kind].append(format_trace_id(spans[0][0].get_span_context().trace_id))
+    for provider in providers:
+        provider.shutdown()
+    return sent
+
+
+@dataclass
+class Outcome:
+    """What Jaeger holds of the traffic, per kind: traces sent, stored whole, stored in part."""
+
+    routing: str
+    sent: dict[str, int]
+    whole: dict[str, int]
+    partial: dict[str, int]
+
+    @property
+    def partial_total(self) -> int:
+        return sum(self.partial.values())
+
+    def row(self) -> str:
+        def cell(kind: str) -> str:
+            return f"{self.whole.get(kind, 0)}/{self.sent.get(kind, 0)} + {self.partial.get(kind, 0)}"
+        kinds = ("error", "slow", "normal")
+        return f"| {self.routing} | " + " | ".join(cell(k) for k in kinds) + f" | {self.partial_total} |"
+
+
+def count_stored(client: QueryClient, sent: Mapping[str, list[str]], routing: str = "",
+                 spans_per_trace: int = len(TRAFFIC_SERVICES), services=TRAFFIC_SERVICES,
+                 not_before: float = 3.0, timeout: float = 40.0) -> Outcome:
+    """Count, in Jaeger, the sent traces stored whole and stored in part, once the count settles.
+
+    A part of a trace may hold only spans of one service, so every service is
+    asked and the answers are joined by trace id.
+    """
+    kind_of = {tid: kind for kind, ids in sent.items() for tid in ids}
+
+    def read() -> tuple:
+        spans: dict[str, int] = {}
+        for service in services:
+            for trace in client.find_traces(service, lookback_s=600, limit=100_000):
+                if trace.trace_id in kind_of:
+                    spans[trace.trace_id] = len(trace)
+        return tuple(sorted(spans.items()))
+
+    stored = dict(procs.settled(read, not_before=not_before, settle=2.5, timeout=timeout) or ())
+    whole = {kind: 0 for kind in sent}
+    partial = {kind: 0 for kind in sent}
+    for tid, n in stored.items():
+        (whole if n >= spans_per_trace else partial)[kind_of[tid]] += 1
+    return Outcome(routing, {k: len(v) for k, v in sent.items()}, whole, partial)
+
+
+def run(routing: str, counts: Mapping[str, int] = DEFAULT_COUNTS, decision_wait: str = "1s",
+        timeout: float = 60.0) -> Outcome:
+    """Start the topology with one routing, send the traffic, count what Jaeger keeps, stop."""
+    with ScaleOut(routing, decision_wait=decision_wait).up(timeout) as topo:
+        sent = send_split_traces(topo.endpoint, counts)
+        wait = _seconds(decision_wait)
+        # agent batch (0.2 s) + decision wait + gateway batch (1 s), and a margin
+        return count_stored(topo.client, sent, routing, not_before=wait + 2.5)
+
+
+def compare(counts: Mapping[str, int] = DEFAULT_COUNTS, decision_wait: str = "1s") -> list[Outcome]:
+    return [run(routing, counts, decision_wait) for routing in ("round-robin", "trace-id")]
+
+
+def table(outcomes: list[Outcome]) -> str:
+    lines = ["| routing | errors whole/sent + partial | slow whole/sent + partial "
+             "| normal whole/sent + partial | partial traces |",
+             "|---|---|---|---|---|"]
+    return "\n".join(lines + [o.row() for o in outcomes])
+
+
+def _seconds(duration: str) -> float:
+    from .timefmt import parse_go_duration
+
+    return parse_go_duration(duration) / 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tracequest.scale_out``: run both routings once and print the table."""
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -m tracequest.scale_out",
+        description="Start an agent Collector, two tail-sampling gateways and Jaeger on free "
+                    "ports; send the same traces split round-robin, then routed by trace id; "
+                    "print how many each way stores whole.").parse_args(argv)
+    print(table(compare()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
