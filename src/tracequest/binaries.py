@@ -376,20 +376,22 @@ def ensure_jaeger(log=print) -> Path:
     if found is not None:
         return found
     if os.environ.get("JAEGER_BIN"):
-        raise JaegerBuildError(
-            f"JAEGER_BIN={os.environ['JAEGER_BIN']} is not an executable file; "
-            "fix it or unset it to use the cached build.")
+        raise JaegerBuildError(jaeger_missing_reason())
     return build_jaeger(log=log)
 
 
 def jaeger_missing_reason() -> str:
     """One sentence for a pytest skip: why Jaeger is absent and how to get it."""
-    if os.environ.get("JAEGER_BIN"):
-        return (f"JAEGER_BIN={os.environ['JAEGER_BIN']} is not an executable file; "
+    return _missing_reason("JAEGER_BIN", f"the real Jaeger {JAEGER_VERSION} binary")
+
+
+def _missing_reason(override: str, what: str) -> str:
+    """Why a program built from Go is absent: a bad override, or not built yet and how to build it."""
+    if os.environ.get(override):
+        return (f"{override}={os.environ[override]} is not an executable file; "
                 "fix it or unset it to use the cached build.")
-    return (f"the real Jaeger {JAEGER_VERSION} binary is not built yet: run "
-            f"`{BUILD_COMMAND}` or `make backends` (needs Go "
-            f"{MIN_GO[0]}.{MIN_GO[1]}+ and the Go module proxy), or set JAEGER_BIN "
+    return (f"{what} is not built yet: run `{BUILD_COMMAND}` or `make backends` (needs Go "
+            f"{MIN_GO[0]}.{MIN_GO[1]}+ and the Go module proxy), or set {override} "
             "to an existing binary.")
 
 
@@ -407,13 +409,7 @@ def find_collector() -> Path | None:
 
 def collector_missing_reason() -> str:
     """One sentence for a pytest skip: why the Collector is absent and how to get it."""
-    if os.environ.get("COLLECTOR_BIN"):
-        return (f"COLLECTOR_BIN={os.environ['COLLECTOR_BIN']} is not an executable file; "
-                "fix it or unset it to use the cached build.")
-    return (f"the lab's Collector {COLLECTOR_VERSION} is not built yet: run "
-            f"`{BUILD_COMMAND}` or `make backends` (needs Go "
-            f"{MIN_GO[0]}.{MIN_GO[1]}+ and the Go module proxy), or set COLLECTOR_BIN "
-            "to an existing binary.")
+    return _missing_reason("COLLECTOR_BIN", f"the lab's Collector {COLLECTOR_VERSION}")
 
 
 def collector_manifest(output: Path) -> dict:

@@ -412,7 +412,7 @@ class Lab:
                         proc.name, proc.argv, self.log_dir / f"{proc.name}.log",
                         env=self._environment(proc))
                     self._write_state(children)
-                self._wait_group_healthy(group, children, timeout)
+                wait_until_healthy(group, children, timeout)
         except BaseException:
             self.down(log=lambda *_: None)
             raise
@@ -445,43 +445,6 @@ class Lab:
         return [c.name for c in running]
 
     # --- helpers ------------------------------------------------------------
-
-    def _wait_group_healthy(self, group: list[Process], children: dict[str, procs.Child],
-                            timeout: float) -> None:
-        """Wait until every program of a group answers; the first one to exit fails at once.
-
-        Each answer gives the rest ``timeout`` seconds more, as waiting one by
-        one did: on a busy machine a group shares the CPU while it starts.
-        """
-        waiting = {proc.name: proc for proc in group}
-        deadlines = {proc.name: time.monotonic() + max(timeout, proc.start_timeout)
-                     for proc in group}
-
-        def all_ready() -> bool:
-            for name, proc in list(waiting.items()):
-                if proc.is_healthy():
-                    del waiting[name]
-                    for other in waiting:
-                        deadlines[other] = max(deadlines[other], time.monotonic() + timeout)
-                elif not children[name].is_running():
-                    raise LabError(f"{name} exited during start-up.\n"
-                                   f"{self._log_tail(children[name])}")
-            late = [n for n in waiting if time.monotonic() > deadlines[n]]
-            if late:
-                proc = waiting[late[0]]
-                raise LabError(f"{proc.name} did not answer {proc.health_url} within "
-                               f"{max(timeout, proc.start_timeout):.0f}s.\n"
-                               f"{self._log_tail(children[proc.name])}")
-            return not waiting
-
-        while not all_ready():   # all_ready raises when one exits or is late
-            time.sleep(0.1)
-
-    def _log_tail(self, child: procs.Child) -> str:
-        lines = child.tail()
-        if not lines:
-            return f"(no output in {child.log_path})"
-        return f"Last lines of {child.log_path}:\n" + "\n".join("  " + line for line in lines)
 
     def _write_state(self, children: dict[str, procs.Child]) -> None:
         state = {"settings": self.settings.as_state(),
@@ -517,6 +480,46 @@ class Lab:
                 log(f"{name} had already stopped; pid {ident.pid} now belongs to another program, "
                     f"{stranger.describe()}, started after the lab: left it alone.")
         return children
+
+
+def wait_until_healthy(group: list[Process], children: dict[str, procs.Child],
+                       timeout: float) -> None:
+    """Wait until every program of a group answers; the first one to exit fails at once.
+
+    Each answer gives the rest ``timeout`` seconds more, as waiting one by
+    one did: on a busy machine a group shares the CPU while it starts.
+    Raises LabError naming the program, with the tail of its log.
+    """
+    waiting = {proc.name: proc for proc in group}
+    deadlines = {proc.name: time.monotonic() + max(timeout, proc.start_timeout)
+                 for proc in group}
+
+    def all_ready() -> bool:
+        for name, proc in list(waiting.items()):
+            if proc.is_healthy():
+                del waiting[name]
+                for other in waiting:
+                    deadlines[other] = max(deadlines[other], time.monotonic() + timeout)
+            elif not children[name].is_running():
+                raise LabError(f"{name} exited during start-up.\n{log_tail(children[name])}")
+        late = [n for n in waiting if time.monotonic() > deadlines[n]]
+        if late:
+            proc = waiting[late[0]]
+            raise LabError(f"{proc.name} did not answer {proc.health_url} within "
+                           f"{max(timeout, proc.start_timeout):.0f}s.\n"
+                           f"{log_tail(children[proc.name])}")
+        return not waiting
+
+    while not all_ready():   # all_ready raises when one exits or is late
+        time.sleep(0.1)
+
+
+def log_tail(child: procs.Child) -> str:
+    """The last lines a program printed, for an error message."""
+    lines = child.tail()
+    if not lines:
+        return f"(no output in {child.log_path})"
+    return f"Last lines of {child.log_path}:\n" + "\n".join("  " + line for line in lines)
 
 
 def _instrument_command() -> str:

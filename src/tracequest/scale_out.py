@@ -22,11 +22,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import procs
 from .client import QueryClient
+from .lab import LabError, Process, wait_until_healthy
 from .paths import compose_file
 from .ports import HOST, Ports, free_port
 
@@ -73,14 +74,6 @@ class CollectorPorts:
                 "TQ_COLLECTOR_METRICS_PORT": str(self.metrics),
                 "TQ_COLLECTOR_HEALTH_PORT": str(self.health),
                 "TQ_JAEGER_OTLP_ENDPOINT": jaeger_otlp}
-
-
-@dataclass
-class Program:
-    name: str
-    argv: list[str]
-    ready_url: str
-    env: dict[str, str] = field(default_factory=dict)
 
 
 class ScaleOut:
@@ -131,7 +124,7 @@ class ScaleOut:
 
     # --- the programs ---------------------------------------------------------
 
-    def programs(self) -> list[Program]:
+    def programs(self) -> list[Process]:
         """Jaeger first, then the gateways, then the agent that feeds them."""
         from .binaries import find_collector, find_jaeger, jaeger_env
 
@@ -141,18 +134,18 @@ class ScaleOut:
             raise TopologyError(f"the scale-out topology runs real Jaeger and the lab's Collector; "
                                 f"build them first: {BUILD_COMMAND}")
         jaeger_otlp = f"{HOST}:{self.ports.jaeger_otlp_grpc}"
-        programs = [Program("jaeger", [str(jaeger), "--config", str(compose_file("jaeger", "config.yaml"))],
+        programs = [Process("jaeger", [str(jaeger), "--config", str(compose_file("jaeger", "config.yaml"))],
                             f"{self.query_url}/api/v3/services",
                             jaeger_env(self.ports, behind_collector=True))]
         for name, ports in self.gateway_ports.items():
             env = {**ports.env(jaeger_otlp), "TQ_TAIL_DECISION_WAIT": self.decision_wait}
-            programs.append(Program(name, [str(collector), "--config", str(self.gateway_config)],
+            programs.append(Process(name, [str(collector), "--config", str(self.gateway_config)],
                                     f"http://{HOST}:{ports.health}/", env))
         agent_env = self.agent_ports.env(jaeger_otlp)
         for var, name in zip(GATEWAY_ENDPOINT_VARS, GATEWAYS):
             agent_env[var] = f"{HOST}:{self.gateway_ports[name].otlp_grpc}"
         agent_config = compose_file("collector", ROUTINGS[self.routing])
-        programs.append(Program("agent", [str(collector), "--config", str(agent_config)],
+        programs.append(Process("agent", [str(collector), "--config", str(agent_config)],
                                 f"http://{HOST}:{self.agent_ports.health}/", agent_env))
         return programs
 
@@ -167,23 +160,14 @@ class ScaleOut:
                     self.children[program.name] = procs.start(
                         program.name, program.argv, self.home / "logs" / f"{program.name}.log",
                         env=procs.environment(program.env, scrub=True))
-                for program in group:
-                    self._wait_ready(program, timeout)
+                wait_until_healthy(group, self.children, timeout)
+        except LabError as exc:
+            self.down()
+            raise TopologyError(str(exc)) from None
         except BaseException:
             self.down()
             raise
         return self
-
-    def _wait_ready(self, program: Program, timeout: float) -> None:
-        child = self.children[program.name]
-        try:
-            ready = child.wait_ready(lambda: procs.answers_http(program.ready_url), timeout)
-        except procs.ProcessExited:
-            ready = False
-        if not ready:
-            raise TopologyError(f"{program.name} did not answer {program.ready_url} within "
-                                f"{timeout:.0f}s. Last lines of {child.log_path}:\n"
-                                + "\n".join("  " + line for line in child.tail()))
 
     def down(self) -> None:
         """Stop the agent first (it flushes), then the gateways, then Jaeger."""
