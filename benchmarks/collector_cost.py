@@ -27,7 +27,6 @@ import random
 import re
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -99,26 +98,6 @@ def send_at_rate(url: str, bodies: list[bytes], rate: float) -> tuple[float, int
     return time.perf_counter() - started, failed
 
 
-class MemorySampler(threading.Thread):
-    """Resident memory of one process, every ``every`` seconds, until stopped."""
-
-    def __init__(self, pid: int, every: float = 0.5):
-        super().__init__(daemon=True)
-        self.process, self.every = psutil.Process(pid), every
-        self.samples: list[int] = []
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.is_set():
-            self.samples.append(self.process.memory_info().rss)
-            self._done.wait(self.every)
-
-    def stop(self) -> list[int]:
-        self._done.set()
-        self.join()
-        return self.samples
-
-
 def accepted_spans(metrics_url: str) -> int:
     """Spans the Collector's OTLP receiver accepted, from its own metrics."""
     text = requests.get(metrics_url, timeout=5).text
@@ -144,7 +123,7 @@ def measure(collector: Path, config: str, ports: Ports, home: Path, bodies: list
         url = f"http://127.0.0.1:{ports.otlp_http}/v1/traces"
         send_at_rate(url, warmup, RATE)
         process = psutil.Process(child.pid)
-        sampler = MemorySampler(child.pid)
+        sampler = procs.MemorySampler(child.pid)
         cpu_before = process.cpu_times()
         sampler.start()
         elapsed, failed = send_at_rate(url, bodies, RATE)

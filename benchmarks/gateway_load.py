@@ -14,8 +14,10 @@ work.
 
 Tail sampling holds every trace for its decision wait, so a gateway's memory
 grows with (spans/s it receives) x (decision wait) x (bytes a span takes in
-memory): the figure to extrapolate from. Run: `python benchmarks/gateway_load.py`
-(about a minute and a half).
+memory): the figure to extrapolate from. Last, the gateways are pushed past a
+small memory limit (tracequest.scale_out.overload): what memory_limiter
+refused, what the agent retried, and what Jaeger stored in the end. Run:
+`python benchmarks/gateway_load.py` (about two and a half minutes).
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from collector_cost import (  # noqa: E402  (a sibling script, not a package)
     PER_REQUEST,
-    MemorySampler,
     accepted_spans,
     prepared_requests,
     send_at_rate,
 )
 
+from tracequest.procs import MemorySampler  # noqa: E402
 from tracequest.binaries import ensure_collector, ensure_jaeger  # noqa: E402
-from tracequest.scale_out import GATEWAYS, ScaleOut  # noqa: E402
+from tracequest.scale_out import GATEWAYS, ScaleOut, overload  # noqa: E402
 
 RATES = (500, 1000, 2000, 4000)   # spans per second into the agent (split over two gateways)
 SECONDS = 12                      # measured window per rate
@@ -96,6 +98,11 @@ def main() -> int:
                   f"{r['rss_mean']:>12.1f} {r['rss_peak']:>12.1f}")
         if total["accepted"] < total["sent"] or total["failed"]:
             short.append(f"{rate}/s: {total['accepted']:.0f} of {total['sent']} accepted")
+    print("\nPast the memory limit (one burst, then nothing):")
+    pushed = overload()
+    print(pushed.report())
+    if pushed.lost_traces:
+        short.append(f"overload: {pushed.lost_traces} traces lost")
     if short:
         print("NOT every span reached a gateway (" + "; ".join(short) + "); the numbers understate the work")
         return 1

@@ -260,6 +260,19 @@ def test_storage_options_belong_to_the_embedded_backend(lab_home):
         lab_settings(build_parser().parse_args(["up", "--backend", "jaeger", "--max-spans", "10"]))
 
 
+def test_the_scale_out_topology_implies_the_collector_backend(lab_home):
+    from tracequest.lab_options import UsageError
+
+    settings = lab_settings(build_parser().parse_args(["up", "--topology", "scale-out"]))
+    assert (settings.backend, settings.topology) == ("collector", "scale-out")
+    assert lab_settings(build_parser().parse_args(["up"])).backend == "embedded"
+    with pytest.raises(UsageError, match="leave out --backend jaeger"):
+        lab_settings(build_parser().parse_args(["up", "--topology", "scale-out", "--backend", "jaeger"]))
+    with pytest.raises(UsageError, match="--collector-config does not apply"):
+        lab_settings(build_parser().parse_args(["up", "--topology", "scale-out",
+                                                "--collector-config", "pii"]))
+
+
 # --- pipes, terminals and colours ------------------------------------------------
 
 def test_a_closed_pipe_ends_quietly(stored_trace, backend, tmp_path):

@@ -46,7 +46,8 @@ ALL_CONFIGS = [f"jaeger/{n}" for n in JAEGER_CONFIGS] + [f"collector/{n}" for n 
 STORAGE_VARS = {"TQ_JAEGER_BADGER_DIR", "TQ_ELASTICSEARCH_URL", "TQ_CASSANDRA_ENDPOINT"}
 # Variables the configs may read: the documented native layouts, the stores, plus one knob.
 DOCUMENTED_VARS = (set(NATIVE_JAEGER_ENV) | set(NATIVE_COLLECTOR_ENV) | STORAGE_VARS
-                   | {"TQ_TAIL_DECISION_WAIT"} | set(GATEWAY_ENDPOINT_VARS))
+                   | {"TQ_TAIL_DECISION_WAIT"} | set(GATEWAY_ENDPOINT_VARS)
+                   | {"TQ_GATEWAY_MEMORY_LIMIT_MIB", "TQ_GATEWAY_MEMORY_SPIKE_MIB"})
 ENV_REF = re.compile(r"\$\{env:([A-Za-z0-9_]+)(?::-([^}]*))?\}")
 # The contrib image is built FROM scratch: no shell, no wget, no curl.
 NO_SHELL_IMAGES = ("otel/opentelemetry-collector-contrib",)

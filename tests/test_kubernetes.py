@@ -27,6 +27,7 @@ import yaml
 
 from services.common import knobs
 from tracequest import binaries
+from tracequest.quests.collector_config import CollectorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy" / "kubernetes"
@@ -351,8 +352,10 @@ def test_memory_limiter_refuses_before_the_container_limit(objects):
                 limiter = (yaml.safe_load(text).get("processors") or {}).get("memory_limiter")
                 if limiter:
                     limit = mebibytes(container["resources"]["limits"]["memory"])
-                    assert limiter["limit_mib"] <= 0.8 * limit, \
-                        f"{workload['metadata']['name']}: limit_mib {limiter['limit_mib']} vs {limit} MiB"
+                    env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+                    limit_mib = float(CollectorConfig.resolve(limiter["limit_mib"], env))
+                    assert limit_mib <= 0.8 * limit, \
+                        f"{workload['metadata']['name']}: limit_mib {limit_mib} vs {limit} MiB"
                     checked += 1
     assert checked == 2  # the agent and the gateway
 

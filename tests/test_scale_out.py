@@ -8,7 +8,15 @@ goes through each routing; what Jaeger stores is counted per kind of trace.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+import requests
+
+from tracequest import procs
+from tracequest.client import QueryClient
+from tracequest.lab import Lab, LabSettings
+from tracequest.ports import Ports
 
 from tracequest.scale_out import (
     DEFAULT_COUNTS,
@@ -17,10 +25,12 @@ from tracequest.scale_out import (
     ScaleOut,
     collector_metric,
     count_stored,
+    overload,
     send_split_traces,
 )
 
 ACCEPTED = "otelcol_receiver_accepted_spans"
+REFUSED = "otelcol_receiver_refused_spans"
 SPANS_PER_TRACE = len(TRAFFIC_SERVICES)
 
 
@@ -31,8 +41,11 @@ def run_routing(routing: str, home):
         sent = send_split_traces(topo.endpoint, DEFAULT_COUNTS)
         outcome = count_stored(topo.client, sent, routing, not_before=3.5)
         accepted = {g: collector_metric(topo.metrics_url(g), ACCEPTED) for g in GATEWAYS}
+        refused = {g: collector_metric(topo.metrics_url(g), REFUSED) for g in GATEWAYS}
     finally:
         topo.down()
+    # Under gateway.yaml's own 400 MiB limit, this small mix is never refused.
+    assert sum(refused.values()) == 0, refused
     return outcome, accepted
 
 
@@ -76,3 +89,69 @@ def test_trace_id_routing_keeps_every_error_and_slow_trace_whole(trace_id):
     assert outcome.whole["slow"] == outcome.sent["slow"], outcome
     # Tail sampling still works: most normal traces are dropped (10 % are kept).
     assert outcome.whole["normal"] < outcome.sent["normal"] / 2, outcome
+
+
+@pytest.fixture(scope="module")
+def overloaded(collector_bin):
+    return overload()
+
+
+def test_a_gateway_past_its_memory_limit_refuses_spans(overloaded):
+    """memory_limiter says no while the burst is held for the decision wait."""
+    assert sum(overloaded.refused.values()) > 0, overloaded.report()
+
+
+def test_the_agent_retries_so_nothing_is_lost_once_the_load_drops(overloaded):
+    """Spans in = spans accepted = spans sent on = spans stored, though thousands were refused once."""
+    report = overloaded.report()
+    assert overloaded.agent_accepted == overloaded.spans_sent, report
+    assert overloaded.agent_failed == 0, report
+    # Every refused span came back: the gateways accepted exactly what was sent, no more, no less.
+    assert sum(overloaded.accepted.values()) == overloaded.spans_sent, report
+    assert sum(overloaded.exported.values()) == overloaded.spans_sent, report
+    assert overloaded.lost_traces == 0 and overloaded.outcome.partial_total == 0, report
+
+
+# --- the demo through the topology: `tracequest up --topology scale-out` -----------
+
+@pytest.fixture(scope="module")
+def scale_out_lab(collector_bin, jaeger_bin, tmp_path_factory):
+    lab = Lab(LabSettings(backend="collector", topology="scale-out", ports=Ports.free()),
+              home=tmp_path_factory.mktemp("scale-out-lab"))
+    lab.up(log=lambda *_: None)
+    yield lab
+    lab.down(log=lambda *_: None)
+
+
+def test_the_lab_runs_the_demo_through_an_agent_and_two_gateways(scale_out_lab):
+    lab = scale_out_lab
+    status = lab.status()
+    assert {"jaeger", "agent", *GATEWAYS} <= set(status), status
+    assert all(info["healthy"] for info in status.values()), status
+    # Recorded, so a later `tracequest status` or `down` finds the gateways.
+    assert Lab.from_state(lab.home).settings.gateway_ports == lab.settings.gateway_ports
+
+
+def test_each_demo_trace_is_stored_whole_by_one_gateway(scale_out_lab):
+    """Every /dispatch lasts over 500 ms, so the gateways keep it: whole, and all on one gateway."""
+    lab = scale_out_lab
+    for _ in range(4):
+        assert requests.get(f"{lab.frontend_url}/dispatch", params={"customer": "123"},
+                            timeout=30).status_code == 200
+    client = QueryClient(lab.query_url)
+
+    def stored() -> tuple:
+        return tuple(sorted((t.trace_id, len(t)) for t in client.find_traces("frontend", lookback_s=600)))
+
+    # The gateways decide 5 s after a trace's first span (gateway.yaml's decision wait).
+    assert len(procs.settled(stored, not_before=6, timeout=60)) == 4
+    traces = client.find_traces("frontend", lookback_s=600)
+    for trace in traces:
+        assert len(trace.roots) == 1 and not trace.orphans, trace
+    accepted = [collector_metric(f"http://127.0.0.1:{ports[2]}/metrics", ACCEPTED)
+                for ports in lab.settings.gateway_ports.values()]
+    sizes = [len(t) for t in traces]
+    assert sum(accepted) == sum(sizes), (accepted, sizes)
+    # Each gateway holds a set of whole traces: some subset of the sizes adds up to its count.
+    subsets = (c for r in range(len(sizes) + 1) for c in itertools.combinations(sizes, r))
+    assert any(sum(c) == accepted[0] for c in subsets), (accepted, sizes)

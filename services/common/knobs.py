@@ -50,6 +50,8 @@ OTHER_TQ_ENV = {
     "TQ_ZIPKIN_ENDPOINT": "where the Collector sends spans for Zipkin (compose/collector/fan-out.yaml)",
     "TQ_GATEWAY_1_ENDPOINT": "the first gateway the scale-out agent sends to (compose/collector/agent-*.yaml)",
     "TQ_GATEWAY_2_ENDPOINT": "the second gateway the scale-out agent sends to (compose/collector/agent-*.yaml)",
+    "TQ_GATEWAY_MEMORY_LIMIT_MIB": "a scale-out gateway's memory_limiter limit_mib (compose/collector/gateway.yaml)",
+    "TQ_GATEWAY_MEMORY_SPIKE_MIB": "a scale-out gateway's memory_limiter spike_limit_mib (compose/collector/gateway.yaml)",
     "TQ_PROMETHEUS_URL": "the Prometheus Jaeger's Monitor reads span metrics from (compose/jaeger/config.yaml)",
     "TQ_JAEGER_BADGER_DIR": "where Badger keeps real Jaeger's spans (compose/jaeger/config-badger.yaml)",
     "TQ_ELASTICSEARCH_URL": "the Elasticsearch real Jaeger stores spans in (compose/jaeger/config-elasticsearch.yaml)",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .client import QueryClient, QueryError, TraceNotFound, default_url
-from .lab import BACKENDS, COLLECTOR_CONFIGS, STORAGES, Lab, LabError, LabSettings, find_home
+from .lab import BACKENDS, COLLECTOR_CONFIGS, STORAGES, TOPOLOGIES, Lab, LabError, LabSettings, find_home
 from .lab_options import UsageError, add_knob_options, lab_settings
 from .load import run_load
 from .ports import Ports, PortInUse
@@ -136,12 +136,13 @@ def _add_up(commands) -> None:
                   "in .tracequest/lab.json, so every other command finds the lab, on whatever "
                   "ports.",
                   cmd_up, usage="%(prog)s [--backend NAME] [--collector-config NAME_OR_FILE] "
-                        "[--storage memory|badger] [KNOB ...]")
-    up.add_argument("--backend", default="embedded", choices=BACKENDS,
+                        "[--storage memory|badger] [--topology single|scale-out] [KNOB ...]")
+    up.add_argument("--backend", choices=BACKENDS,
                     help="embedded (the lab's small backend), jaeger (the real Jaeger binary), "
                          "collector (the lab's Collector in front of Jaeger), or fan-out (the "
                          "Collector sending every trace to Jaeger and Zipkin, and metrics "
-                         "from spans to Prometheus when it is installed)")
+                         "from spans to Prometheus when it is installed) (default: embedded, "
+                         "or collector with --topology scale-out)")
     up.add_argument("--collector-config", type=_collector_config, metavar="NAME_OR_FILE",
                     help=f"what the collector backend loads: {', '.join(COLLECTOR_CONFIGS)} "
                          "(from compose/collector/), or the path of your own YAML file "
@@ -151,6 +152,11 @@ def _add_up(commands) -> None:
                     help="where real Jaeger keeps spans: memory (the default; `down` forgets them) "
                          "or badger (files in .tracequest/badger, so traces survive `down` and "
                          "`up`); only with --backend jaeger, collector or fan-out")
+    up.add_argument("--topology", choices=TOPOLOGIES, default="single",
+                    help="single (one Collector, or none) or scale-out: an agent Collector on the "
+                         "OTLP ports routing every trace by its id to one of two tail-sampling "
+                         "gateways, then Jaeger (compose/collector/agent-trace-id.yaml and "
+                         "gateway.yaml; implies --backend collector)")
     add_knob_options(up)
 
 
@@ -311,7 +317,7 @@ def _check_distinct_ports(lab: Lab) -> None:
 def _conflicts(running: LabSettings, wanted: LabSettings) -> list[str]:
     """Options asked for now that the running lab was started without."""
     default = LabSettings()
-    found = [f"--{name.replace('_', '-')}" for name in ("backend", "collector_config", "storage")
+    found = [f"--{name.replace('_', '-')}" for name in ("backend", "collector_config", "storage", "topology")
              if getattr(wanted, name) != getattr(default, name)
              and getattr(wanted, name) != getattr(running, name)]
     found += [f"--{name.replace('_', '-')}-port" for name, port in wanted.ports.as_dict().items()
@@ -340,7 +346,8 @@ def cmd_up(args) -> int:
         return 0
     if settings.backend != "embedded":
         _ensure_programs(settings.backend)
-    print(f"Starting the lab ({settings.backend} backend)...")
+    shape = ", scale-out topology" if settings.topology == "scale-out" else ""
+    print(f"Starting the lab ({settings.backend} backend{shape})...")
     lab.up()
     print("The lab is up.")
     _print_urls(lab)
@@ -377,6 +384,20 @@ def _print_urls(lab: Lab) -> None:
     print(f"  traces (web)    {lab.query_url}/")
     print(f"  query API       {lab.query_url}/api/v3/services")
     print(f"  OTLP receivers  gRPC 127.0.0.1:{ports.otlp_grpc}, HTTP 127.0.0.1:{ports.otlp_http}")
+    if lab.backend == "fan-out":
+        print(f"  Zipkin (Lens)   {lab.url('zipkin')}/zipkin/")
+    if lab.serves_metrics():
+        print(f"  span metrics    {lab.url('spanmetrics')}/metrics")
+        if lab.has_prometheus():
+            print(f"  Prometheus      {lab.url('prometheus')}/")
+        else:
+            from .prometheus import INSTALL_COMMAND
+            print(f"  (Prometheus is not installed, so nothing scrapes the span metrics; "
+                  f"`{INSTALL_COMMAND}` adds it.)")
+    if lab.settings.topology == "scale-out":
+        gateways = ", ".join(f"{name} 127.0.0.1:{p[0]}" for name, p in lab.settings.gateway_ports.items())
+        print(f"  scale-out       the agent on the OTLP ports routes each trace by id to {gateways}; "
+              "both tail-sample, then send to Jaeger")
     print(f"  logs            {lab.log_dir}/")
 
 

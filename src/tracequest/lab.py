@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from . import procs
@@ -32,6 +32,9 @@ COLLECTOR_CONFIGS = ("collector", "tail-sampling", "pii", "fan-out", "spanmetric
 METRICS_CONFIGS = ("fan-out", "spanmetrics")
 # Where real Jaeger keeps spans: memory (forgotten on `down`) or Badger files under <home>/badger.
 STORAGES = ("memory", "badger")
+# How many collectors stand before Jaeger: one, or an agent routing by trace id to
+# two tail-sampling gateways (tracequest.scale_out; compose/collector/agent-trace-id.yaml).
+TOPOLOGIES = ("single", "scale-out")
 STATE_FILE = "lab.json"
 HOME_DIR = ".tracequest"
 
@@ -81,6 +84,10 @@ class LabSettings:
     max_age_s: float | None = None
     # Real Jaeger's storage (STORAGES); the embedded backend has its own SQLite file.
     storage: str = "memory"
+    topology: str = "single"
+    # Scale-out only: each gateway's ports (OTLP gRPC, OTLP HTTP, metrics, health),
+    # chosen free when the lab starts and kept here so `status` and `down` find them.
+    gateway_ports: Mapping[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -93,6 +100,13 @@ class LabSettings:
         if self.storage != "memory" and self.backend == "embedded":
             raise LabError(f"storage {self.storage!r} is for real Jaeger; the embedded backend always "
                            "keeps its spans in .tracequest/spans.db. Add --backend jaeger (or collector, fan-out).")
+        if self.topology not in TOPOLOGIES:
+            raise LabError(f"unknown topology {self.topology!r}; choose one of: {', '.join(TOPOLOGIES)}")
+        if self.topology == "scale-out" and (self.backend != "collector"
+                                             or self.collector_config != "collector"):
+            raise LabError("the scale-out topology puts an agent and two gateway collectors in front "
+                           "of real Jaeger, with their own configs: use it with --backend collector "
+                           "and no --collector-config")
         unknown = set(self.services) - set(SERVICES)
         if unknown:
             raise LabError(f"unknown service(s) {sorted(unknown)}; the demo has {', '.join(SERVICES)}")
@@ -102,6 +116,7 @@ class LabSettings:
         object.__setattr__(self, "collector_config", str(self.collector_config))
         object.__setattr__(self, "service_env", dict(self.service_env))
         object.__setattr__(self, "backend_env", dict(self.backend_env))
+        object.__setattr__(self, "gateway_ports", {k: list(v) for k, v in self.gateway_ports.items()})
 
     def as_state(self) -> dict:
         state = asdict(self)
@@ -232,13 +247,18 @@ class Lab:
                          "collector health": p.collector_health})
         if self.backend == "fan-out":
             used["Zipkin"] = p.zipkin
-        if self._serves_metrics():
+        for name, ports in self._gateway_ports().items():
+            used.update({f"{name} {role}": port for role, port in
+                         zip(("OTLP gRPC", "OTLP HTTP", "metrics", "health"), vars(ports).values())})
+        if self.serves_metrics():
             used["span metrics"] = p.spanmetrics
-            if self._has_prometheus():
+            if self.has_prometheus():
                 used["Prometheus"] = p.prometheus
         return used
 
     def _backend_processes(self) -> list[Process]:
+        if self.settings.topology == "scale-out":
+            return [self._jaeger_process(), *self._scale_out_processes()]
         if self.backend == "embedded":
             return [self._embedded_process()]
         if self.backend == "jaeger":
@@ -246,7 +266,7 @@ class Lab:
         # every destination first, the collector that feeds them last
         zipkin = [self._zipkin_process()] if self.backend == "fan-out" else []
         metrics = ([self._prometheus_process()]
-                   if self._serves_metrics() and self._has_prometheus() else [])
+                   if self.serves_metrics() and self.has_prometheus() else [])
         return [self._jaeger_process(), *zipkin, *metrics, self._collector_process()]
 
     def _embedded_process(self) -> Process:
@@ -287,13 +307,38 @@ class Lab:
         return Process("collector", argv, f"{self.url('otlp_http')}/v1/traces",
                        collector_env(self.ports), any_answer_is_healthy=True)
 
+    def _scale_out_processes(self) -> list[Process]:
+        """Two tail-sampling gateways, then the agent on the lab's OTLP ports routing to them by trace id."""
+        from .scale_out import CollectorPorts, collector_programs
+
+        p = self.ports
+        agent = CollectorPorts(p.otlp_grpc, p.otlp_http, p.collector_metrics, p.collector_health)
+        return collector_programs(_collector_binary(), "trace-id", agent, self._gateway_ports(),
+                                  f"{HOST}:{p.jaeger_otlp_grpc}")
+
+    def _gateway_ports(self):
+        """Each gateway's ports, as recorded in the settings (``choose_gateway_ports`` fills them)."""
+        from .scale_out import CollectorPorts
+
+        return {name: CollectorPorts(*ports) for name, ports in self.settings.gateway_ports.items()}
+
+    def choose_gateway_ports(self) -> None:
+        """Give a scale-out lab's gateways free ports, once; other labs have no gateways."""
+        from .scale_out import GATEWAYS, CollectorPorts
+
+        if self.settings.topology != "scale-out" or self.settings.gateway_ports:
+            return
+        taken = set(self.ports.as_dict().values())
+        chosen = {name: list(vars(CollectorPorts.free(taken)).values()) for name in GATEWAYS}
+        self.settings = replace(self.settings, gateway_ports=chosen)
+
     def _pipeline(self) -> str:
         """The collector's config: a name from compose/collector/, or a learner's file."""
         if self.backend == "fan-out" and self.collector_config == "collector":
             return "fan-out"   # each backend's default pipeline
         return self.collector_config
 
-    def _serves_metrics(self) -> bool:
+    def serves_metrics(self) -> bool:
         """A pipeline that derives metrics from spans; a learner's file under fan-out may too."""
         return self.backend == "fan-out" or (
             self.backend == "collector" and self._pipeline() in METRICS_CONFIGS)
@@ -311,7 +356,7 @@ class Lab:
             raise LabError(str(exc)) from None
         return Process("zipkin", argv, ready_url, env, start_timeout=START_TIMEOUT)
 
-    def _has_prometheus(self) -> bool:
+    def has_prometheus(self) -> bool:
         from .prometheus import find_prometheus
 
         return find_prometheus() is not None
@@ -378,7 +423,10 @@ class Lab:
     def _display_url(self, proc: Process) -> str:
         if proc.is_service:
             return self.url(proc.name)
-        if proc.name == "collector":
+        if proc.name.startswith("gateway-"):
+            ports = self._gateway_ports()[proc.name]
+            return f"OTLP 127.0.0.1:{ports.otlp_grpc} (gRPC); tail sampling, then Jaeger"
+        if proc.name in ("collector", "agent"):
             return f"OTLP 127.0.0.1:{self.ports.otlp_grpc} (gRPC), 127.0.0.1:{self.ports.otlp_http} (HTTP)"
         if proc.name == "zipkin":
             return f"{self.url('zipkin')}/zipkin/"
@@ -396,6 +444,7 @@ class Lab:
                 return False
             log("Found a lab that is only partly running; restarting it.")
             self.down(log=lambda *_: None)
+        self.choose_gateway_ports()
         check_free(self.used_ports())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         children: dict[str, procs.Child] = {}

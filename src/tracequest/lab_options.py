@@ -139,7 +139,14 @@ def lab_settings(args) -> LabSettings:
     """The settings `up` asked for: options first, then environment twins, then defaults."""
     chosen = _chosen_knobs(args)
     given = {knob.name: value for knob, value in chosen.items()}
-    backend = args.backend
+    topology = getattr(args, "topology", None) or "single"
+    backend = args.backend or ("collector" if topology == "scale-out" else "embedded")
+    if topology == "scale-out" and backend != "collector":
+        raise UsageError(f"--topology scale-out runs its own collectors in front of real Jaeger; "
+                         f"leave out --backend {backend} (it implies --backend collector)")
+    if topology == "scale-out" and args.collector_config:
+        raise UsageError("--topology scale-out loads compose/collector/agent-trace-id.yaml and "
+                         "gateway.yaml; --collector-config does not apply to it")
     if args.collector_config and backend not in ("collector", "fan-out"):
         raise UsageError("--collector-config applies to --backend collector or fan-out only")
     storage = [k.flag for k in up_knobs() if k.group == "storage" and getattr(args, _dest(k)) is not None]
@@ -157,4 +164,4 @@ def lab_settings(args) -> LabSettings:
                        ports=ports, service_env=env,
                        max_spans=given.get("max-spans") if embedded else None,
                        max_age_s=given.get("max-age") if embedded else None,
-                       storage=jaeger_storage)
+                       storage=jaeger_storage, topology=topology)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -232,6 +233,30 @@ def start(name: str, argv: list[str], log_path: Path, env: Mapping[str, str] | N
 
 
 # --- probes ----------------------------------------------------------------------
+
+class MemorySampler(threading.Thread):
+    """A process's resident memory every ``every`` seconds, until stopped: peaks a single read misses."""
+
+    def __init__(self, pid: int, every: float = 0.5):
+        super().__init__(daemon=True)
+        self.process, self.every = psutil.Process(pid), every
+        self.samples: list[int] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            try:
+                self.samples.append(self.process.memory_info().rss)
+            except psutil.Error:  # it exited: what was sampled stands
+                return
+            self._done.wait(self.every)
+
+    def stop(self) -> list[int]:
+        """Stop sampling; return every sample, in bytes."""
+        self._done.set()
+        self.join()
+        return self.samples
+
 
 def answers_http(url: str, any_status: bool = False, timeout: float = 1.0) -> bool:
     """True when ``url`` answers 200 (or anything below 500 with ``any_status``)."""

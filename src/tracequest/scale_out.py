@@ -76,16 +76,38 @@ class CollectorPorts:
                 "TQ_JAEGER_OTLP_ENDPOINT": jaeger_otlp}
 
 
+def collector_programs(collector: Path, routing: str, agent_ports: CollectorPorts,
+                       gateway_ports: Mapping[str, CollectorPorts], jaeger_otlp: str,
+                       gateway_env: Mapping[str, str] | None = None,
+                       memory_limit_mib: tuple[int, int] | None = None) -> list[Process]:
+    """The gateways, then the agent that feeds them, as ScaleOut and ``tracequest up --topology scale-out`` run them."""
+    programs = []
+    for name, ports in gateway_ports.items():
+        env = {**ports.env(jaeger_otlp), **(gateway_env or {})}
+        if memory_limit_mib:
+            env["TQ_GATEWAY_MEMORY_LIMIT_MIB"], env["TQ_GATEWAY_MEMORY_SPIKE_MIB"] = map(str, memory_limit_mib)
+        config = compose_file("collector", GATEWAY_CONFIG)
+        programs.append(Process(name, [str(collector), "--config", str(config)],
+                                f"http://{HOST}:{ports.health}/", env))
+    agent_env = agent_ports.env(jaeger_otlp)
+    for var, name in zip(GATEWAY_ENDPOINT_VARS, gateway_ports):
+        agent_env[var] = f"{HOST}:{gateway_ports[name].otlp_grpc}"
+    agent_config = compose_file("collector", ROUTINGS[routing])
+    programs.append(Process("agent", [str(collector), "--config", str(agent_config)],
+                            f"http://{HOST}:{agent_ports.health}/", agent_env))
+    return programs
+
+
 class ScaleOut:
     """Jaeger, two gateways and one agent, started together and stopped together.
 
-    Use it as a context manager. ``gateway_config`` replaces gateway.yaml (a
-    test gives one with a tiny memory limit); ``decision_wait`` is the
-    gateways' tail-sampling wait.
+    Use it as a context manager. ``decision_wait`` is the gateways'
+    tail-sampling wait; ``memory_limit_mib`` (limit, spike) replaces
+    gateway.yaml's memory_limiter figures, to push a gateway past them.
     """
 
     def __init__(self, routing: str = "trace-id", home: Path | str | None = None,
-                 decision_wait: str = "5s", gateway_config: Path | str | None = None,
+                 decision_wait: str = "5s", memory_limit_mib: tuple[int, int] | None = None,
                  ports: Ports | None = None):
         if routing not in ROUTINGS:
             raise ValueError(f"unknown routing {routing!r}; choose one of: {', '.join(ROUTINGS)}")
@@ -98,8 +120,7 @@ class ScaleOut:
         self.gateway_ports = {name: CollectorPorts.free(taken) for name in GATEWAYS}
         self.agent_ports = CollectorPorts(self.ports.otlp_grpc, self.ports.otlp_http,
                                           self.ports.collector_metrics, self.ports.collector_health)
-        self.gateway_config = Path(gateway_config) if gateway_config else \
-            compose_file("collector", GATEWAY_CONFIG)
+        self.memory_limit_mib = memory_limit_mib
         self.children: dict[str, procs.Child] = {}
 
     # --- where things are -----------------------------------------------------
@@ -134,20 +155,12 @@ class ScaleOut:
             raise TopologyError(f"the scale-out topology runs real Jaeger and the lab's Collector; "
                                 f"build them first: {BUILD_COMMAND}")
         jaeger_otlp = f"{HOST}:{self.ports.jaeger_otlp_grpc}"
-        programs = [Process("jaeger", [str(jaeger), "--config", str(compose_file("jaeger", "config.yaml"))],
-                            f"{self.query_url}/api/v3/services",
-                            jaeger_env(self.ports, behind_collector=True))]
-        for name, ports in self.gateway_ports.items():
-            env = {**ports.env(jaeger_otlp), "TQ_TAIL_DECISION_WAIT": self.decision_wait}
-            programs.append(Process(name, [str(collector), "--config", str(self.gateway_config)],
-                                    f"http://{HOST}:{ports.health}/", env))
-        agent_env = self.agent_ports.env(jaeger_otlp)
-        for var, name in zip(GATEWAY_ENDPOINT_VARS, GATEWAYS):
-            agent_env[var] = f"{HOST}:{self.gateway_ports[name].otlp_grpc}"
-        agent_config = compose_file("collector", ROUTINGS[self.routing])
-        programs.append(Process("agent", [str(collector), "--config", str(agent_config)],
-                                f"http://{HOST}:{self.agent_ports.health}/", agent_env))
-        return programs
+        jaeger_process = Process("jaeger", [str(jaeger), "--config", str(compose_file("jaeger", "config.yaml"))],
+                                 f"{self.query_url}/api/v3/services",
+                                 jaeger_env(self.ports, behind_collector=True))
+        return [jaeger_process, *collector_programs(
+            collector, self.routing, self.agent_ports, self.gateway_ports, jaeger_otlp,
+            {"TQ_TAIL_DECISION_WAIT": self.decision_wait}, self.memory_limit_mib)]
 
     def up(self, timeout: float = 60.0) -> ScaleOut:
         """Start every program, then wait until each answers its health check."""
@@ -185,17 +198,20 @@ class ScaleOut:
         self.down()
 
 
-def collector_metric(url: str, name: str) -> float:
-    """The sum of every sample of one of a collector's own metrics (0 when it has none yet).
+def collector_metric(url: str, name: str, label: str = "") -> float:
+    """The sum of the samples of one of a collector's own metrics (0 when it has none yet).
 
     E.g. ``otelcol_receiver_refused_spans``: spans the OTLP receiver turned
-    away, which is what a memory_limiter over its limit makes it do.
+    away, which is what a memory_limiter over its limit makes it do. A name
+    matches with or without the ``_total`` some exporters add; ``label``
+    (e.g. ``exporter="otlp/jaeger"``) keeps only the samples carrying it.
     """
     import requests
 
     total = 0.0
     for line in requests.get(url, timeout=5).text.splitlines():
-        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+        metric, _, rest = line.partition("{") if "{" in line.split(" ", 1)[0] else line.partition(" ")
+        if metric in (name, f"{name}_total") and label in rest:
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -325,6 +341,92 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines + [o.row() for o in outcomes])
 
 
+# --- past a gateway's memory limit ---------------------------------------------------
+
+#: Gateways that refuse spans past 15 MiB of heap (limit 20, spike 5) and a
+#: burst that needs more: 6000 traces of three 1.5 kB spans, all kept (every
+#: span fails), held for the 5 s decision wait.
+OVERLOAD_LIMIT_MIB = (20, 5)
+OVERLOAD_TRACES = 6000
+OVERLOAD_PAYLOAD_BYTES = 1500
+
+
+@dataclass
+class Overload:
+    """What happened to a burst sent past the gateways' memory limit, counted at each hop."""
+
+    limit_mib: tuple[int, int]
+    spans_sent: int
+    agent_accepted: float
+    refused: dict[str, float]       # per gateway: spans turned away by memory_limiter
+    accepted: dict[str, float]      # per gateway: spans taken in, first try or retried
+    exported: dict[str, float]      # per gateway: spans sent on to Jaeger
+    agent_failed: float             # spans the agent gave up on
+    outcome: Outcome                # what Jaeger stores
+    peak_rss_mib: dict[str, float]
+    drain_seconds: float            # from the first span sent to the last one accepted
+
+    @property
+    def lost_traces(self) -> int:
+        """Traces sent but not stored whole."""
+        return sum(self.outcome.sent.values()) - sum(self.outcome.whole.values())
+
+    def report(self) -> str:
+        def each(counts: dict[str, float]) -> str:
+            return " + ".join(f"{counts[g]:.0f}" for g in GATEWAYS)
+        limit, spike = self.limit_mib
+        return "\n".join([
+            f"gateways' memory_limiter: limit {limit} MiB, spike {spike} MiB "
+            f"(refuses past {limit - spike} MiB of heap)",
+            f"spans sent: {self.spans_sent}; accepted by the agent: {self.agent_accepted:.0f}",
+            f"refused by the gateways: {each(self.refused)}",
+            f"accepted by the gateways in the end: {each(self.accepted)}",
+            f"sent on to Jaeger: {each(self.exported)}; given up by the agent: {self.agent_failed:.0f}",
+            f"traces stored whole: {sum(self.outcome.whole.values())} of "
+            f"{sum(self.outcome.sent.values())}; lost: {self.lost_traces}",
+            "gateways' peak RSS: " + ", ".join(f"{g} {self.peak_rss_mib[g]:.0f} MiB" for g in GATEWAYS),
+            f"all accepted {self.drain_seconds:.1f} s after the burst began"])
+
+
+def overload(traces: int = OVERLOAD_TRACES, payload_bytes: int = OVERLOAD_PAYLOAD_BYTES,
+             limit_mib: tuple[int, int] = OVERLOAD_LIMIT_MIB, decision_wait: str = "5s",
+             timeout: float = 120.0) -> Overload:
+    """Send a burst past the gateways' memory limit; count spans in, refused, retried and stored.
+
+    A gateway over its limit refuses spans with a retryable error; the
+    agent's load-balancing exporter keeps them queued and sends them again,
+    so once the tail sampler has passed its held traces on, every span gets
+    in. Every trace is a ``failing`` one, so the sampler keeps every span
+    and spans in must equal spans stored.
+    """
+    with ScaleOut("trace-id", decision_wait=decision_wait, memory_limit_mib=limit_mib).up() as topo:
+        samplers = {g: procs.MemorySampler(topo.children[g].pid, every=0.2) for g in GATEWAYS}
+        for sampler in samplers.values():
+            sampler.start()
+        began = time.monotonic()
+        sent = send_split_traces(topo.endpoint, {"failing": traces}, payload_bytes=payload_bytes)
+        spans = traces * len(TRAFFIC_SERVICES)
+
+        def accepted() -> dict[str, float]:
+            return {g: collector_metric(topo.metrics_url(g), "otelcol_receiver_accepted_spans")
+                    for g in GATEWAYS}
+
+        procs.until(lambda: sum(accepted().values()) >= spans, timeout, interval=0.5)
+        drained = time.monotonic() - began
+        rss = {g: max(s.stop(), default=0) / 2**20 for g, s in samplers.items()}
+        outcome = count_stored(topo.client, sent, "trace-id", not_before=_seconds(decision_wait) + 2.5,
+                               timeout=timeout)
+        agent = topo.metrics_url("agent")
+        return Overload(
+            limit_mib, spans, collector_metric(agent, "otelcol_receiver_accepted_spans"),
+            {g: collector_metric(topo.metrics_url(g), "otelcol_receiver_refused_spans") for g in GATEWAYS},
+            accepted(),
+            {g: collector_metric(topo.metrics_url(g), "otelcol_exporter_sent_spans", 'exporter="otlp/jaeger"')
+             for g in GATEWAYS},
+            collector_metric(agent, "otelcol_exporter_send_failed_spans", 'exporter="loadbalancing"'),
+            outcome, rss, drained)
+
+
 def _seconds(duration: str) -> float:
     from .timefmt import parse_go_duration
 
@@ -335,11 +437,18 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m tracequest.scale_out``: run both routings once and print the table."""
     import argparse
 
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="python -m tracequest.scale_out",
         description="Start an agent Collector, two tail-sampling gateways and Jaeger on free "
                     "ports; send the same traces split round-robin, then routed by trace id; "
-                    "print how many each way stores whole.").parse_args(argv)
+                    "print how many each way stores whole.")
+    parser.add_argument("--overload", action="store_true",
+                        help="instead, push the gateways past a small memory limit and count "
+                             "what is refused, retried and stored")
+    if parser.parse_args(argv).overload:
+        result = overload()
+        print(result.report())
+        return 0 if result.lost_traces == 0 else 1
     print(table(compare()))
     return 0
 
