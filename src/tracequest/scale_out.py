@@ -302,17 +302,29 @@ def count_stored(client: QueryClient, sent: Mapping[str, list[str]], routing: st
     A part of a trace may hold only spans of one service, so every service is
     asked and the answers are joined by trace id.
     """
-    kind_of = {tid: kind for kind, ids in sent.items() for tid in ids}
-
     def read() -> tuple:
-        spans: dict[str, int] = {}
-        for service in services:
-            for trace in client.find_traces(service, lookback_s=600, limit=100_000):
-                if trace.trace_id in kind_of:
-                    spans[trace.trace_id] = len(trace)
-        return tuple(sorted(spans.items()))
+        return tuple(sorted(stored_sizes(client, sent, services).items()))
 
     stored = dict(procs.settled(read, not_before=not_before, settle=2.5, timeout=timeout) or ())
+    return outcome_of(stored, sent, routing, spans_per_trace)
+
+
+def stored_sizes(client: QueryClient, sent: Mapping[str, list[str]],
+                 services=TRAFFIC_SERVICES) -> dict[str, int]:
+    """Spans Jaeger holds of each sent trace it holds at all, by trace id."""
+    wanted = {tid for ids in sent.values() for tid in ids}
+    sizes: dict[str, int] = {}
+    for service in services:
+        for trace in client.find_traces(service, lookback_s=600, limit=100_000):
+            if trace.trace_id in wanted:
+                sizes[trace.trace_id] = len(trace)
+    return sizes
+
+
+def outcome_of(stored: Mapping[str, int], sent: Mapping[str, list[str]], routing: str = "",
+               spans_per_trace: int = len(TRAFFIC_SERVICES)) -> Outcome:
+    """Traces sent, stored whole and stored in part, per kind."""
+    kind_of = {tid: kind for kind, ids in sent.items() for tid in ids}
     whole = {kind: 0 for kind in sent}
     partial = {kind: 0 for kind in sent}
     for tid, n in stored.items():
@@ -411,18 +423,26 @@ def overload(traces: int = OVERLOAD_TRACES, payload_bytes: int = OVERLOAD_PAYLOA
             return {g: collector_metric(topo.metrics_url(g), "otelcol_receiver_accepted_spans")
                     for g in GATEWAYS}
 
+        def exported() -> dict[str, float]:
+            return {g: collector_metric(topo.metrics_url(g), "otelcol_exporter_sent_spans",
+                                        'exporter="otlp/jaeger"') for g in GATEWAYS}
+
         procs.until(lambda: sum(accepted().values()) >= spans, timeout, interval=0.5)
         drained = time.monotonic() - began
         rss = {g: max(s.stop(), default=0) / 2**20 for g, s in samplers.items()}
-        outcome = count_stored(topo.client, sent, "trace-id", not_before=_seconds(decision_wait) + 2.5,
-                               timeout=timeout)
+        # Held for the decision wait, then sent on to Jaeger, which writes them to its store.
+        jaeger_metrics = f"http://{HOST}:{topo.ports.jaeger_metrics}/metrics"
+        procs.until(lambda: collector_metric(jaeger_metrics, "otelcol_exporter_sent_spans",
+                                             'exporter="jaeger_storage_exporter"') >= spans,
+                    _seconds(decision_wait) + 30, interval=0.5)
+        # All written: one read suffices (the burst is large, so reading it again is slow).
+        # Every trace has a root span, so asking for the root service finds every trace.
+        outcome = outcome_of(stored_sizes(topo.client, sent, TRAFFIC_SERVICES[:1]), sent, "trace-id")
         agent = topo.metrics_url("agent")
         return Overload(
             limit_mib, spans, collector_metric(agent, "otelcol_receiver_accepted_spans"),
             {g: collector_metric(topo.metrics_url(g), "otelcol_receiver_refused_spans") for g in GATEWAYS},
-            accepted(),
-            {g: collector_metric(topo.metrics_url(g), "otelcol_exporter_sent_spans", 'exporter="otlp/jaeger"')
-             for g in GATEWAYS},
+            accepted(), exported(),
             collector_metric(agent, "otelcol_exporter_send_failed_spans", 'exporter="loadbalancing"'),
             outcome, rss, drained)
 
