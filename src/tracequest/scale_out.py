@@ -361,6 +361,8 @@ def table(outcomes: list[Outcome]) -> str:
 OVERLOAD_LIMIT_MIB = (20, 5)
 OVERLOAD_TRACES = 6000
 OVERLOAD_PAYLOAD_BYTES = 1500
+#: What the exporter helper logs each time a refused request is queued to be sent again.
+RETRY_LOG_LINE = "Will retry the request"
 
 
 @dataclass
@@ -374,6 +376,7 @@ class Overload:
     accepted: dict[str, float]      # per gateway: spans taken in, first try or retried
     exported: dict[str, float]      # per gateway: spans sent on to Jaeger
     agent_failed: float             # spans the agent gave up on
+    agent_retries: int              # the agent's "will retry" log lines (a sampled log: a lower bound)
     outcome: Outcome                # what Jaeger stores
     peak_rss_mib: dict[str, float]
     drain_seconds: float            # from the first span sent to the last one accepted
@@ -393,6 +396,8 @@ class Overload:
             f"spans sent: {self.spans_sent}; accepted by the agent: {self.agent_accepted:.0f}",
             f"refused by the gateways: {each(self.refused)}",
             f"accepted by the gateways in the end: {each(self.accepted)}",
+            f"retries in the agent's log (\"{RETRY_LOG_LINE}\"): {self.agent_retries} "
+            "(the log is sampled, so at least this many)",
             f"sent on to Jaeger: {each(self.exported)}; given up by the agent: {self.agent_failed:.0f}",
             f"traces stored whole: {sum(self.outcome.whole.values())} of "
             f"{sum(self.outcome.sent.values())}; lost: {self.lost_traces}",
@@ -439,12 +444,14 @@ def overload(traces: int = OVERLOAD_TRACES, payload_bytes: int = OVERLOAD_PAYLOA
         # Every trace has a root span, so asking for the root service finds every trace.
         outcome = outcome_of(stored_sizes(topo.client, sent, TRAFFIC_SERVICES[:1]), sent, "trace-id")
         agent = topo.metrics_url("agent")
+        retries = sum(RETRY_LOG_LINE in line
+                      for line in topo.children["agent"].log_path.read_text(errors="replace").splitlines())
         return Overload(
             limit_mib, spans, collector_metric(agent, "otelcol_receiver_accepted_spans"),
             {g: collector_metric(topo.metrics_url(g), "otelcol_receiver_refused_spans") for g in GATEWAYS},
             accepted(), exported(),
             collector_metric(agent, "otelcol_exporter_send_failed_spans", 'exporter="loadbalancing"'),
-            outcome, rss, drained)
+            retries, outcome, rss, drained)
 
 
 def _seconds(duration: str) -> float:
