@@ -17,6 +17,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import re
+import shutil
+
 import pytest
 from test_quests import overlay_labs, run_checks
 
@@ -72,12 +75,29 @@ def run_check(labs: Path, home: Path, **env) -> RunResults:
     return run_checks(labs, home, ["09"], **env)
 
 
+# Collector 0.161's new names for the solution's component types; the old ones still load.
+NEW_SPELLINGS = {r"\bspanmetrics\b": "span_metrics", r"\botlp/jaeger\b": "otlp_grpc/jaeger"}
+
+
+def new_spellings_labs(into: Path) -> Path:
+    """The reference solution written with the Collector's new type names."""
+    target = into / FOLDER
+    shutil.copytree(ROOT / "solutions" / FOLDER, target)
+    text = (target / "collector.yaml").read_text()
+    for old, new in NEW_SPELLINGS.items():
+        text = re.sub(old, new, text)
+    (target / "collector.yaml").write_text(text)
+    return into
+
+
 @pytest.fixture(scope="module")
 def outcomes(collector_bin, zipkin_jar, prometheus_bin, tmp_path_factory):
     """Starter, solution and every wrong config: the live runs first, the quick ones beside them."""
     base = tmp_path_factory.mktemp("quest-09")
     with ThreadPoolExecutor(max_workers=3) as pool:
-        runs = {"solution": pool.submit(run_check, ROOT / "solutions", base / "solution")}
+        runs = {"solution": pool.submit(run_check, ROOT / "solutions", base / "solution"),
+                "new-spellings": pool.submit(run_check, new_spellings_labs(base / "new" / "labs"),
+                                             base / "new" / "home")}
         for case in sorted(LIVE) + sorted(set(WRONG) - LIVE):
             runs[case] = pool.submit(run_check, overlay_labs(case, FOLDER, base / case / "labs"),
                                      base / case / "home")
@@ -115,6 +135,14 @@ def test_check_fails_on_the_starter_with_the_first_hint(outcomes):
 
 def test_check_passes_on_the_solution(outcomes):
     result = outcomes["solution"].quests["09"]
+    assert result.passed, result.first_failure and result.first_failure.message
+
+
+def test_check_passes_on_the_solution_in_the_collectors_new_spelling(outcomes, tmp_path):
+    """span_metrics and otlp_grpc are the same components as spanmetrics and otlp to the check."""
+    written = (new_spellings_labs(tmp_path) / FOLDER / "collector.yaml").read_text()
+    assert "span_metrics" in written and "otlp_grpc/jaeger" in written and "spanmetrics" not in written
+    result = outcomes["new-spellings"].quests["09"]
     assert result.passed, result.first_failure and result.first_failure.message
 
 

@@ -63,6 +63,9 @@ def test_reading_a_collector_config(tmp_path):
     assert pipeline.processors_of_kind("attributes") == ["attributes/pii"]
     assert list(config.defined("exporters", "otlp")) == ["otlp/jaeger"]
     assert kind_of("otlp/jaeger") == "otlp"
+    # Collector 0.161's new spellings are the same kinds to a check.
+    assert [kind_of(n) for n in ("otlp_grpc/jaeger", "otlp_http", "span_metrics", "load_balancing/x")] == \
+        ["otlp", "otlphttp", "spanmetrics", "loadbalancing"]
     endpoint = config.section("exporters")["otlp/jaeger"]["endpoint"]
     assert config.resolve(endpoint, {}) == "127.0.0.1:4327"
     assert config.resolve(endpoint, {"TQ_JAEGER_OTLP_ENDPOINT": "127.0.0.1:9"}) == "127.0.0.1:9"

@@ -22,9 +22,16 @@ from .failure import QuestFailure
 _ENV_REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+# Collector 0.161 renamed these types; both spellings load, so a check accepts both
+# and knows each by the name the quests' texts use.
+RENAMED_KINDS = {"otlp_grpc": "otlp", "otlp_http": "otlphttp", "span_metrics": "spanmetrics",
+                 "load_balancing": "loadbalancing"}
+
+
 def kind_of(component: str) -> str:
-    """A component's type without its name: 'attributes/pii' -> 'attributes'."""
-    return component.split("/", 1)[0]
+    """A component's type without its name: 'attributes/pii' -> 'attributes', 'span_metrics' -> 'spanmetrics'."""
+    kind = component.split("/", 1)[0]
+    return RENAMED_KINDS.get(kind, kind)
 
 
 @dataclass(frozen=True)
