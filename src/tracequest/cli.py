@@ -397,7 +397,8 @@ def _print_urls(lab: Lab) -> None:
     if lab.settings.topology == "scale-out":
         gateways = ", ".join(f"{name} 127.0.0.1:{p[0]}" for name, p in lab.settings.gateway_ports.items())
         print(f"  scale-out       the agent on the OTLP ports routes each trace by id to {gateways}; "
-              "both tail-sample, then send to Jaeger")
+              "they keep errors, traces over 500 ms and 10 % of the rest (compose/collector/"
+              "gateway.yaml), so most quick requests never reach Jaeger")
     print(f"  logs            {lab.log_dir}/")
 
 
