@@ -21,7 +21,7 @@ import re
 import shutil
 
 import pytest
-from test_quests import overlay_labs, run_checks
+from test_quests import failure_text, overlay_labs, run_checks
 
 from tracequest.quests.registry import get_quest
 from tracequest.quests.results import RunResults
@@ -105,13 +105,6 @@ def outcomes(collector_bin, zipkin_jar, prometheus_bin, tmp_path_factory):
         yield {name: future.result() for name, future in runs.items()}
 
 
-def failure_text(results: RunResults) -> str:
-    result = results.quests["09"]
-    assert not result.passed, "quest 09 passed, but should have failed"
-    text = "\n".join(c.message + "\n" + c.hint for c in result.checks if not c.passed)
-    return " ".join(text.split())
-
-
 def test_the_quest_has_a_starter_a_solution_and_wrong_configs():
     quest = get_quest("09")
     assert quest.lab_folder == FOLDER and quest.check_file == "test_09_two_backends.py"
@@ -127,7 +120,7 @@ def test_the_quest_has_a_starter_a_solution_and_wrong_configs():
 
 
 def test_check_fails_on_the_starter_with_the_first_hint(outcomes):
-    text = failure_text(outcomes["starter"])
+    text = failure_text(outcomes["starter"], "09")
     for words in STARTER:
         assert words in text, f"{words!r} not in:\n{text}"
     assert "Traceback" not in text
@@ -148,7 +141,7 @@ def test_check_passes_on_the_solution_in_the_collectors_new_spelling(outcomes, t
 
 @pytest.mark.parametrize("case", sorted(WRONG))
 def test_check_fails_on_a_wrong_config_with_its_hint(outcomes, case):
-    text = failure_text(outcomes[case])
+    text = failure_text(outcomes[case], "09")
     for words in WRONG[case]:
         assert words in text, f"{case}: {words!r} not in:\n{text}"
     assert "Traceback" not in text and "_pytest" not in text
@@ -157,6 +150,6 @@ def test_check_fails_on_a_wrong_config_with_its_hint(outcomes, case):
 def test_without_prometheus_the_check_says_how_to_install_it(collector_bin, zipkin_jar, tmp_path):
     """On a learner's machine without Prometheus: the install command, before anything starts."""
     results = run_check(ROOT / "solutions", tmp_path / "home", PROMETHEUS_BIN=str(tmp_path / "none"))
-    text = failure_text(results)
+    text = failure_text(results, "09")
     assert "Prometheus: it scrapes the metrics your collector makes" in text, text
     assert "sudo apt-get install prometheus" in text, text

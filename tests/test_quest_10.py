@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_quests import overlay_labs, run_checks
+from test_quests import failure_text, overlay_labs, run_checks
 
 from tracequest.quests.results import RunResults
 
@@ -55,13 +55,6 @@ def outcomes(tmp_path_factory):
         yield {name: future.result() for name, future in runs.items()}
 
 
-def failure_text(results: RunResults) -> str:
-    result = results.quests["10"]
-    assert not result.passed, "quest 10 passed, but should have failed"
-    text = "\n".join(c.message + "\n" + c.hint for c in result.checks if not c.passed)
-    return " ".join(text.split())
-
-
 def test_every_wrong_fix_has_a_folder_and_the_same_files():
     folders = {p.name for p in CASES.iterdir() if p.name.startswith("10-")}
     assert folders == set(WRONG)
@@ -72,7 +65,7 @@ def test_every_wrong_fix_has_a_folder_and_the_same_files():
 
 
 def test_check_fails_on_the_starter_with_the_first_hint(outcomes):
-    text = failure_text(outcomes["starter"])
+    text = failure_text(outcomes["starter"], "10")
     for words in STARTER:
         assert words in text, f"{words!r} not in:\n{text}"
     assert "Traceback" not in text
@@ -85,7 +78,7 @@ def test_check_passes_on_the_solution(outcomes):
 
 @pytest.mark.parametrize("case", sorted(WRONG))
 def test_check_fails_on_a_wrong_fix_with_its_hint(outcomes, case):
-    text = failure_text(outcomes[case])
+    text = failure_text(outcomes[case], "10")
     for words in WRONG[case]:
         assert words in text, f"{case}: {words!r} not in:\n{text}"
     assert "Traceback" not in text

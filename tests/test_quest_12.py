@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_quests import failure_text
 
 from services.common.knobs import knob
 from tracequest.client import QueryClient
@@ -108,12 +109,6 @@ def outcomes(variant_files, tmp_path_factory) -> dict:
         yield {name: future.result() for name, future in futures.items()}
 
 
-def failure_text(results: RunResults) -> str:
-    result = results.quests["12"]
-    assert not result.passed, "quest 12 passed, but should have failed"
-    return flat("\n".join(c.message + "\n" + c.hint for c in result.checks if not c.passed))
-
-
 # --- the regressions and the variants ----------------------------------------------
 
 def test_regressions_are_knobs_that_default_to_a_healthy_demo():
@@ -145,7 +140,7 @@ def test_the_healthy_demo_has_driver_errors_for_the_tests_to_look_at(variant_fil
 # --- the check on the starter, the solution and wrong tests ---------------------------------
 
 def test_check_fails_on_the_starter_with_the_first_hint(outcomes):
-    text = failure_text(outcomes["starter"])
+    text = failure_text(outcomes["starter"], "12")
     for words in STARTER:
         assert words in text, f"{words!r} not in:\n{text}"
     first = outcomes["starter"].quests["12"].first_failure
@@ -160,7 +155,7 @@ def test_check_passes_on_the_solution(outcomes):
 
 @pytest.mark.parametrize("case", sorted(WRONG))
 def test_check_fails_on_a_wrong_test_with_the_right_verdict(outcomes, case):
-    text = failure_text(outcomes[case])
+    text = failure_text(outcomes[case], "12")
     for words in WRONG[case]:
         assert words in text, f"{words!r} not in:\n{text}"
     assert "_pytest" not in text

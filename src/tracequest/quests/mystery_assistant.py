@@ -15,12 +15,10 @@ table, so the check and the learner's own reading of the traces agree.
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
-
 from ..model import Span, Trace
 from .failure import fail
-from .slow_span import Operation, _ancestor_on_the_way, _ms, _same, self_time_by_operation
+from .slow_span import (Operation, _ancestor_on_the_way, _ms, _same, _typical_ns, slowest_operation,
+                        slowest_overall)
 
 SERVICE = "assistant"
 ANSWER_HOW = "tracequest answer assistant <service> <operation>"
@@ -39,16 +37,6 @@ def gave_up(trace: Trace) -> bool:
     return agent is not None and agent.is_error
 
 
-def own_self_time(trace: Trace) -> dict[Operation, int]:
-    """Self time per assistant operation, added up over one trace."""
-    return {op: ns for op, ns in self_time_by_operation(trace).items() if op[0] == SERVICE}
-
-
-def slowest_own_operation(trace: Trace) -> Operation:
-    totals = own_self_time(trace)
-    return max(totals, key=lambda op: (totals[op], op))
-
-
 def most_gave_up(traces: list[Trace]) -> bool:
     return sum(1 for t in traces if gave_up(t)) > len(traces) / 2
 
@@ -57,8 +45,7 @@ def culprit(traces: list[Trace]) -> Operation:
     """The agent span when most agents gave up; else the operation most traces find slowest."""
     if most_gave_up(traces):
         return SERVICE, next(agent_span(t) for t in traces if gave_up(t)).name
-    votes = Counter(slowest_own_operation(t) for t in traces)
-    return max(votes, key=lambda op: (votes[op], _typical_ns(traces, op)))
+    return slowest_overall(traces, SERVICE)
 
 
 def judge(traces: list[Trace], service: str, operation: str) -> None:
@@ -69,7 +56,7 @@ def judge(traces: list[Trace], service: str, operation: str) -> None:
         return
     if most_gave_up(traces):
         _fail_gave_up(traces, answered, wanted)
-    witness = next(t for t in traces if slowest_own_operation(t) == wanted)
+    witness = next(t for t in traces if slowest_operation(t, SERVICE) == wanted)
     above = _ancestor_on_the_way(witness, answered, wanted)
     if above is not None:
         span, child = above
@@ -135,7 +122,3 @@ def _is_under(span: Span, ancestor: Span) -> bool:
         parent = parent.parent
     return False
 
-
-def _typical_ns(traces: list[Trace], op: Operation) -> float:
-    """The median over traces of an operation's self time (0 where it is missing)."""
-    return statistics.median(own_self_time(t).get(op, 0) for t in traces)

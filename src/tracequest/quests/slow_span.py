@@ -31,14 +31,16 @@ def self_time_by_operation(trace: Trace) -> dict[Operation, int]:
     return dict(totals)
 
 
-def slowest_operation(trace: Trace) -> Operation:
-    totals = self_time_by_operation(trace)
+def slowest_operation(trace: Trace, service: str | None = None) -> Operation:
+    """The operation holding the most self time in a trace; of one service's, when given."""
+    totals = {op: ns for op, ns in self_time_by_operation(trace).items()
+              if service is None or op[0] == service}
     return max(totals, key=lambda op: (totals[op], op))
 
 
-def slowest_overall(traces: list[Trace]) -> Operation:
+def slowest_overall(traces: list[Trace], service: str | None = None) -> Operation:
     """The operation most traces name as their slowest; a tie goes to the most self time."""
-    votes = Counter(slowest_operation(t) for t in traces)
+    votes = Counter(slowest_operation(t, service) for t in traces)
     return max(votes, key=lambda op: (votes[op], _typical_ns(traces, op)))
 
 
