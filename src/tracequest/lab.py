@@ -311,10 +311,8 @@ class Lab:
         """Two tail-sampling gateways, then the agent on the lab's OTLP ports routing to them by trace id."""
         from .scale_out import CollectorPorts, collector_programs
 
-        p = self.ports
-        agent = CollectorPorts(p.otlp_grpc, p.otlp_http, p.collector_metrics, p.collector_health)
-        return collector_programs(_collector_binary(), "trace-id", agent, self._gateway_ports(),
-                                  f"{HOST}:{p.jaeger_otlp_grpc}")
+        return collector_programs(_collector_binary(), "trace-id", CollectorPorts.of_lab(self.ports),
+                                  self._gateway_ports(), f"{HOST}:{self.ports.jaeger_otlp_grpc}")
 
     def _gateway_ports(self):
         """Each gateway's ports, as recorded in the settings (``choose_gateway_ports`` fills them)."""

@@ -66,6 +66,11 @@ class CollectorPorts:
         avoid.update(chosen)
         return cls(*chosen)
 
+    @classmethod
+    def of_lab(cls, ports: Ports) -> CollectorPorts:
+        """The lab's own collector ports: where the agent listens, so services need no change."""
+        return cls(ports.otlp_grpc, ports.otlp_http, ports.collector_metrics, ports.collector_health)
+
     def env(self, jaeger_otlp: str) -> dict[str, str]:
         """The TQ_COLLECTOR_* variables every compose/collector/ file reads."""
         return {"TQ_COLLECTOR_HOST": HOST,
@@ -118,8 +123,7 @@ class ScaleOut:
         self.ports = ports or Ports.free()
         taken = set(self.ports.as_dict().values())
         self.gateway_ports = {name: CollectorPorts.free(taken) for name in GATEWAYS}
-        self.agent_ports = CollectorPorts(self.ports.otlp_grpc, self.ports.otlp_http,
-                                          self.ports.collector_metrics, self.ports.collector_health)
+        self.agent_ports = CollectorPorts.of_lab(self.ports)
         self.memory_limit_mib = memory_limit_mib
         self.children: dict[str, procs.Child] = {}
 
