@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 import subprocess
 from dataclasses import asdict, dataclass, fields
 
@@ -64,13 +65,22 @@ class PortInUse(OSError):
 _LISTEN_RANGE_LOW = 20000
 
 
+# Ports this process has handed out: two labs chosen at once (threads) would
+# otherwise both see a port free and take it, and one lab's health check could
+# then be answered by the other lab's program.
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+
+
 def free_port(avoid: set[int] = frozenset()) -> int:
-    """A port nothing listens on, outside the ephemeral range where possible."""
+    """A port nothing listens on and this process has not handed out, outside the ephemeral range where possible."""
     high = _ephemeral_low() - 1
-    for _ in range(200):
-        port = random.randint(_LISTEN_RANGE_LOW, high) if high > _LISTEN_RANGE_LOW else 0
-        if port and port not in avoid and is_free(port):
-            return port
+    with _handing_out:
+        for _ in range(200):
+            port = random.randint(_LISTEN_RANGE_LOW, high) if high > _LISTEN_RANGE_LOW else 0
+            if port and port not in avoid and port not in _handed_out and is_free(port):
+                _handed_out.add(port)
+                return port
     with socket.socket() as sock:   # fall back to whatever the kernel offers
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
