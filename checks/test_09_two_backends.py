@@ -284,7 +284,7 @@ def _compare_with_zipkin(collector: CollectorRun, config: CollectorConfig, fed: 
         held = {t.trace_id: len(collector.zipkin_trace(t.trace_id)) for t in traces}
         return held if any(held.values()) else None   # nothing yet: settled() is patient
 
-    if not settled(counts, settle=1.5, timeout=20):
+    if not settled(counts, settle=1.5, timeout=20, patience=15):   # Jaeger has them: Zipkin is close
         fail(f"the {len(traces)} traces of {SERVICE} in Zipkin as well",
              f"Jaeger holds all {len(traces)}; Zipkin holds none of them.",
              "the zipkin exporter is listed and aims at the check's Zipkin, yet nothing arrived: "
@@ -327,17 +327,21 @@ def _check_calls_counted(collector: CollectorRun, config: CollectorConfig, fed: 
 
     def totals():
         counted = tuple(sum(s.value for s in collector.metric(q)) for q in (calls_q, durations_q))
-        return counted if any(counted) else None
+        return counted if counted[0] else None   # a new series' first flush reads 0 calls
 
-    # By now every span has passed the connector (Jaeger and Zipkin hold them all): the next
-    # flush carries the final count, and the next scrape after it brings it to Prometheus.
-    calls, durations = settled(totals, not_before=flush_s + SCRAPE_S + 0.5, settle=1.0,
-                               timeout=2 * flush_s + 20) or (0, 0)
+    # By now every span has passed the connector (Jaeger and Zipkin hold them all). The
+    # connector reports a series it has just created as 0 calls, and the full count at the
+    # flush after that; the next scrape brings it to Prometheus. A loaded machine can be
+    # late with each step, so no count waits for the whole timeout, and a count must hold
+    # for longer than one scrape interval to count as final.
+    timeout = 2 * flush_s + 20
+    calls, durations = settled(totals, not_before=flush_s + SCRAPE_S + 0.5, settle=SCRAPE_S + 0.5,
+                               timeout=timeout, patience=timeout) or (0, 0)
     wanted = len(STOPS)
     expected = (f"{SERVICE}'s '{OPERATION}' counted {wanted} times in Prometheus: {wanted} requests, "
                 "one SERVER span each")
     if not calls:
-        fail(expected, _what_prometheus_has(collector), _no_metric_hint(collector),
+        fail(expected, _what_prometheus_has(collector, timeout), _no_metric_hint(collector),
              details=collector.log_tail())
     if calls != wanted or durations != wanted:
         feeding = [p.name for p in config.pipelines("traces") if p.exporters_of_kind("spanmetrics")]
@@ -349,7 +353,7 @@ def _check_calls_counted(collector: CollectorRun, config: CollectorConfig, fed: 
               "each span should be counted once: check what else feeds spanmetrics."))
 
 
-def _what_prometheus_has(collector: CollectorRun) -> str:
+def _what_prometheus_has(collector: CollectorRun, waited_s: float) -> str:
     up = collector.metric(f'up{{job="{JOB}"}}')
     if not up or not up[0].value:
         return "Prometheus could not scrape your collector's prometheus exporter."
@@ -357,6 +361,13 @@ def _what_prometheus_has(collector: CollectorRun) -> str:
     if not series:
         return "Prometheus scrapes your collector's prometheus exporter, and it serves no call counts."
     seen = sorted({f"{s.labels.get('service_name', '?')} '{s.labels.get('span_name', '?')}'" for s in series})
+    if f"{SERVICE} '{OPERATION}'" in seen:   # the series is there: its count was late
+        now = sum(s.value for s in series if s.labels.get("service_name") == SERVICE
+                  and s.labels.get("span_name") == OPERATION)
+        return (f"Prometheus read 0 calls for {SERVICE} '{OPERATION}' for {waited_s:g} s after the "
+                "spans reached Jaeger (the connector reports a new series as 0 at its first flush, "
+                "and the count at the next)"
+                + (f"; it reads {now:g} now, so the machine was slow." if now else "."))
     return (f"Prometheus has call counts only for {', '.join(seen[:4])}"
             + (f" and {len(seen) - 4} more" if len(seen) > 4 else "")
             + f", none for {SERVICE} '{OPERATION}'.")
