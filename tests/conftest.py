@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +16,12 @@ import requests
 from tracequest.backend import start_backend
 from tracequest.binaries import (
     BuildError,
+    cache_dir,
     collector_missing_reason,
     ensure_collector,
     ensure_jaeger,
     jaeger_missing_reason,
+    missing_programs,
 )
 from tracequest.client import QueryClient
 from tracequest.lab import Lab, LabSettings
@@ -24,6 +29,55 @@ from tracequest.ports import Ports
 
 # Wrong learner solutions, run by the meta-tests as a learner's files: never collected here.
 collect_ignore = ["quest_cases"]
+
+# The fixtures that build or fetch a real program; a test file naming one needs it.
+PROGRAM_FIXTURES = ("jaeger_bin", "collector_bin", "zipkin_jar")
+BACKGROUND_BUILD = pytest.StashKey[subprocess.Popen]()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """On a machine without the real programs, build them while the tests that need none run.
+
+    The build (`tracequest backends build`, the same command a learner runs)
+    starts in the background, and the test files that need a program move to
+    the end, where their fixture waits on the build's lock and reuses what it
+    made. With every program cached, nothing starts and the order stays as it is.
+    """
+    needing = {item.path for item in items if _needs_a_program(item)}
+    if not needing or config.option.collectonly or not missing_programs():
+        return
+    log = cache_dir() / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        nice = ["nice", "-n", "10"] if shutil.which("nice") else []   # the running tests come first
+        config.stash[BACKGROUND_BUILD] = subprocess.Popen(
+            [*nice, sys.executable, "-m", "tracequest", "backends", "build"], stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    items.sort(key=lambda item: item.path in needing)   # stable: each group keeps its order
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"building {', '.join(missing_programs())} in the background while "
+                            f"the tests that need none run; progress in {log}")
+
+
+def pytest_sessionfinish(session):
+    """A build still running when the tests end is stopped; its finished parts stay cached."""
+    build = session.config.stash.get(BACKGROUND_BUILD, None)
+    if build is not None and build.poll() is None:
+        os.killpg(build.pid, signal.SIGTERM)
+        build.wait(timeout=30)
+
+
+def _needs_a_program(item) -> bool:
+    """A test needs a program if it asks for one, or its file names one (fixtures asked by name)."""
+    if set(PROGRAM_FIXTURES) & set(getattr(item, "fixturenames", ())):
+        return True
+    return any(name in _source_of(item.path) for name in PROGRAM_FIXTURES)
+
+
+@functools.cache
+def _source_of(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.suffix == ".py" else ""
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from tracequest.binaries import (
     ensure_jaeger,
     find_jaeger,
     jaeger_missing_reason,
+    missing_programs,
     status,
 )
 
@@ -186,6 +187,20 @@ def test_a_failed_build_leaves_no_binary_and_no_scraps(monkeypatch, tmp_path):
         build_jaeger(log=lambda line: None)
     assert not cached_jaeger_path().exists()
     assert list(cached_jaeger_path().parent.iterdir()) == []
+
+
+def test_missing_programs_names_what_a_build_would_still_make(monkeypatch, tmp_path):
+    from tracequest.zipkin import ZIPKIN_VERSION, cached_zipkin_path
+
+    monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
+    for override in ("JAEGER_BIN", "COLLECTOR_BIN", "ZIPKIN_JAR"):
+        monkeypatch.delenv(override, raising=False)
+    assert missing_programs() == [f"Jaeger {JAEGER_VERSION}", f"the Collector {COLLECTOR_VERSION}",
+                                  f"Zipkin {ZIPKIN_VERSION}"]
+    for cached in (cached_jaeger_path(), cached_zipkin_path()):
+        cached.parent.mkdir(parents=True)
+        write_executable(cached, "#!/bin/sh\n")
+    assert missing_programs() == [f"the Collector {COLLECTOR_VERSION}"]
 
 
 def test_a_second_build_waits_for_the_first_and_reuses_its_binary(monkeypatch, tmp_path):

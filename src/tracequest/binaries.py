@@ -506,6 +506,15 @@ def status() -> dict[str, dict]:
     }
 
 
+def missing_programs() -> list[str]:
+    """The programs `tracequest backends build` would still build or fetch; [] when all are here."""
+    from .zipkin import ZIPKIN_VERSION, find_zipkin   # zipkin.py builds on this module
+
+    wanted = ((f"Jaeger {JAEGER_VERSION}", find_jaeger), (f"the Collector {COLLECTOR_VERSION}", find_collector),
+              (f"Zipkin {ZIPKIN_VERSION}", find_zipkin))
+    return [name for name, find in wanted if find() is None]
+
+
 def status_line(entry: dict) -> str:
     """One entry of status() as a line a person reads."""
     where = entry["path"] or f"not built (run `{entry['build']}`)"
