@@ -12,14 +12,13 @@ import pytest
 
 from tracequest.expect import select
 from tracequest.procs import settled
-from tracequest.quests.collector_config import CollectorConfig, kind_of
+from tracequest.quests.collector_config import JAEGER_ENDPOINT, CollectorConfig, jaeger_exporter_fault, kind_of
 from tracequest.quests.collector_run import CollectorRun
 from tracequest.quests.failure import fail
 
 SERVICE = "accounts"
 ACCOUNT_IDS = ("1", "2", "3")
 KEPT_ATTRIBUTE = "account.plan"    # not personal: must survive the collector
-OTLP_GRPC_EXPORTERS = ("otlp", "otlp_grpc")
 
 
 @pytest.mark.quest("07")
@@ -114,29 +113,20 @@ def _no_spans_hint(config: CollectorConfig, pipeline) -> str:
     """Why nothing left the collector for Jaeger, as far as the file tells."""
     exporters = config.section("exporters")
     listed = f"exporters: [{', '.join(pipeline.exporters)}]"
-    to_jaeger = [name for name in pipeline.exporters if kind_of(name) in OTLP_GRPC_EXPORTERS]
+    to_jaeger = [name for name in pipeline.exporters if kind_of(name) == "otlp"]
     if not to_jaeger:
-        defined = [name for name in exporters if kind_of(name) in OTLP_GRPC_EXPORTERS]
+        defined = [name for name in exporters if kind_of(name) == "otlp"]
         if defined:
             return (f"{defined[0]} is defined under exporters, but the pipeline does not list it "
                     f"({listed}): add it to service.pipelines.traces.exporters.")
-        if any(kind_of(name) in ("otlphttp", "otlp_http") for name in pipeline.exporters):
+        if any(kind_of(name) == "otlphttp" for name in pipeline.exporters):
             return ("${env:TQ_JAEGER_OTLP_ENDPOINT} is Jaeger's OTLP/gRPC address: send to it "
                     "with an exporter of type otlp, not otlphttp.")
         return (f"the pipeline sends only to {listed}. Define an exporter of type otlp (for "
-                "example otlp/jaeger) with endpoint: ${env:TQ_JAEGER_OTLP_ENDPOINT:-127.0.0.1:4327} "
+                f"example otlp/jaeger) with endpoint: {JAEGER_ENDPOINT} "
                 "and tls: insecure: true, and list it under the pipeline's exporters.")
-    name = to_jaeger[0]
-    settings = exporters.get(name, {})
-    endpoint = str(settings.get("endpoint") or "")
-    if "TQ_JAEGER_OTLP_ENDPOINT" not in endpoint:
-        return (f"{name} sends to {endpoint or 'no endpoint'}, but the check's Jaeger listens at "
-                "the address in TQ_JAEGER_OTLP_ENDPOINT: write "
-                "endpoint: ${env:TQ_JAEGER_OTLP_ENDPOINT:-127.0.0.1:4327}.")
-    if not (settings.get("tls") or {}).get("insecure"):
-        return (f"{name} tries to speak TLS, and Jaeger's OTLP port here speaks plain gRPC: "
-                f"add tls: insecure: true under {name}.")
-    return "the collector's output below says what went wrong when it exported."
+    return (jaeger_exporter_fault(config, to_jaeger[0])
+            or "the collector's output below says what went wrong when it exported.")
 
 
 def _raw_email_hint(config: CollectorConfig, pipeline) -> str:

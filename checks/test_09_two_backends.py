@@ -20,14 +20,13 @@ from tracequest.expect import select
 from tracequest.ports import HOST
 from tracequest.procs import settled
 from tracequest.prometheus import JOB
-from tracequest.quests.collector_config import CollectorConfig, kind_of
+from tracequest.quests.collector_config import JAEGER_ENDPOINT, CollectorConfig, jaeger_exporter_fault, kind_of
 from tracequest.quests.collector_run import CollectorRun
 from tracequest.quests.failure import QuestFailure, fail
 
 SERVICE = "timetable"
 OPERATION = "GET /departures/<stop>"   # Flask names the SERVER span after the route
 STOPS = ("harbour", "station", "museum", "harbour", "station")
-OTLP_GRPC_EXPORTERS = ("otlp", "otlp_grpc")
 MAX_FLUSH_S = 10.0          # the longest metrics_flush_interval the check waits for
 SCRAPE_S = 2.0              # the lab's Prometheus scrapes every 2 s
 CALLS = '{{__name__=~".+_calls_total",service_name="{service}",span_name="{operation}"}}'
@@ -129,16 +128,15 @@ def _check_fan_out(config: CollectorConfig, env: dict) -> list:
              "spans to that receiver.")
     listed = _exporters(fed)
     exporters = config.section("exporters")
-    if not [e for e in listed if kind_of(e) in OTLP_GRPC_EXPORTERS]:
-        defined = [name for name in exporters if kind_of(name) in OTLP_GRPC_EXPORTERS]
+    if not [e for e in listed if kind_of(e) == "otlp"]:
+        defined = [name for name in exporters if kind_of(name) == "otlp"]
         fail("the traces pipeline to export to Jaeger (otlp/jaeger) and to Zipkin",
              f"exporters: [{', '.join(listed)}]: nothing goes to Jaeger.",
              (f"{defined[0]} is still defined, but no pipeline lists it. Two backends means two "
               f"exporters in the list, side by side: exporters: [{defined[0]}, zipkin, ...]; "
               "adding Zipkin does not replace Jaeger." if defined else
-              "put back the starter's otlp/jaeger exporter (endpoint: "
-              "${env:TQ_JAEGER_OTLP_ENDPOINT:-127.0.0.1:4327}, tls: insecure: true) and list it "
-              "beside zipkin."))
+              f"put back the starter's otlp/jaeger exporter (endpoint: {JAEGER_ENDPOINT}, "
+              "tls: insecure: true) and list it beside zipkin."))
     zipkins = [e for e in listed if kind_of(e) == "zipkin"]
     if not zipkins:
         defined = list(config.defined("exporters", "zipkin"))
@@ -187,7 +185,7 @@ def _check_span_metrics(config: CollectorConfig, env: dict, fed: list) -> float:
     prometheus = [e for p in receiving for e in p.exporters if kind_of(e) == "prometheus"]
     if not prometheus:
         shown = ", ".join(e for p in receiving for e in p.exporters)
-        to_jaeger = [e for p in receiving for e in p.exporters if kind_of(e) in OTLP_GRPC_EXPORTERS]
+        to_jaeger = [e for p in receiving for e in p.exporters if kind_of(e) == "otlp"]
         defined = list(config.defined("exporters", "prometheus"))
         fail(f"service.pipelines.{receiving[0].name} to export to a prometheus exporter, for "
              "Prometheus to scrape",
@@ -264,18 +262,9 @@ def _traces_in_jaeger(collector: CollectorRun, config: CollectorConfig, fed: lis
 
 
 def _no_spans_in_jaeger_hint(config: CollectorConfig, fed: list) -> str:
-    exporters = config.section("exporters")
-    name = next(e for e in _exporters(fed) if kind_of(e) in OTLP_GRPC_EXPORTERS)
-    settings = exporters.get(name, {})
-    endpoint = str(settings.get("endpoint") or "")
-    if "TQ_JAEGER_OTLP_ENDPOINT" not in endpoint:
-        return (f"{name} sends to {endpoint or 'no endpoint'}, but the check's Jaeger listens at the "
-                "address in TQ_JAEGER_OTLP_ENDPOINT: keep the starter's "
-                "endpoint: ${env:TQ_JAEGER_OTLP_ENDPOINT:-127.0.0.1:4327}.")
-    if not (settings.get("tls") or {}).get("insecure"):
-        return (f"{name} tries to speak TLS, and Jaeger's OTLP port here speaks plain gRPC: keep "
-                f"tls: insecure: true under {name}.")
-    return "the collector's output below says what went wrong when it exported."
+    name = next(e for e in _exporters(fed) if kind_of(e) == "otlp")
+    return (jaeger_exporter_fault(config, name)
+            or "the collector's output below says what went wrong when it exported.")
 
 
 def _compare_with_zipkin(collector: CollectorRun, config: CollectorConfig, fed: list, traces: list) -> None:
@@ -306,7 +295,7 @@ def _compare_with_zipkin(collector: CollectorRun, config: CollectorConfig, fed: 
 
 def _different_spans_hint(config: CollectorConfig, fed: list) -> str:
     """Why one backend gets fewer spans: different pipelines, different processors."""
-    to_jaeger = [p for p in fed if any(kind_of(e) in OTLP_GRPC_EXPORTERS for e in p.exporters)]
+    to_jaeger = [p for p in fed if any(kind_of(e) == "otlp" for e in p.exporters)]
     to_zipkin = [p for p in fed if p.exporters_of_kind("zipkin")]
     if to_jaeger and to_zipkin and to_jaeger[0] != to_zipkin[0]:
         extra = [x for x in to_zipkin[0].processors if x not in to_jaeger[0].processors]

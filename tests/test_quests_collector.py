@@ -7,12 +7,14 @@ binary, through the ``jaeger_bin`` fixture).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import yaml
 from test_quests import NEEDS_JAEGER, WRONG, failure_text, run_checks
 
-from tracequest.quests.collector_config import (CollectorConfig, compact_log_line, kind_of,
-                                                validation_error)
+from tracequest.quests.collector_config import (JAEGER_ENDPOINT, CollectorConfig, compact_log_line,
+                                                jaeger_exporter_fault, kind_of, validation_error)
 from tracequest.quests.registry import get_quest, select
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +71,24 @@ def test_reading_a_collector_config(tmp_path):
     endpoint = config.section("exporters")["otlp/jaeger"]["endpoint"]
     assert config.resolve(endpoint, {}) == "127.0.0.1:4327"
     assert config.resolve(endpoint, {"TQ_JAEGER_OTLP_ENDPOINT": "127.0.0.1:9"}) == "127.0.0.1:9"
+
+
+def test_an_exporter_to_jaeger_is_judged_by_its_endpoint_and_tls(tmp_path):
+    """Checks 07 and 09 share this verdict: the check's Jaeger is where the variable says, in plain gRPC."""
+    solution = yaml.safe_load((ROOT / "solutions/07-collector/collector.yaml").read_text())
+
+    def fault(**settings):
+        config = copy.deepcopy(solution)
+        config["exporters"]["otlp/jaeger"] = settings
+        path = tmp_path / "collector.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return jaeger_exporter_fault(CollectorConfig.read(path), "otlp/jaeger")
+
+    assert fault(endpoint=JAEGER_ENDPOINT, tls={"insecure": True}) is None
+    fixed = fault(endpoint="127.0.0.1:4317", tls={"insecure": True})
+    assert "otlp/jaeger sends to 127.0.0.1:4317" in fixed and f"write endpoint: {JAEGER_ENDPOINT}" in fixed
+    assert "sends to no endpoint" in fault(tls={"insecure": True})
+    assert "tries to speak TLS" in fault(endpoint=JAEGER_ENDPOINT)
 
 
 def test_the_collectors_words_come_back_in_one_line():

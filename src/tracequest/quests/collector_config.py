@@ -156,6 +156,23 @@ def compact_log_line(line: str, width: int = 240) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+#: How a quest's config names Jaeger's OTLP/gRPC address, so the check can point it at its own Jaeger.
+JAEGER_ENDPOINT = "${env:TQ_JAEGER_OTLP_ENDPOINT:-127.0.0.1:4327}"
+
+
+def jaeger_exporter_fault(config: CollectorConfig, name: str) -> str | None:
+    """What in exporter ``name``'s settings keeps it from the check's Jaeger; None if nothing does."""
+    settings = config.section("exporters").get(name, {})
+    endpoint = str(settings.get("endpoint") or "")
+    if "TQ_JAEGER_OTLP_ENDPOINT" not in endpoint:
+        return (f"{name} sends to {endpoint or 'no endpoint'}, but the check's Jaeger listens at the "
+                f"address in TQ_JAEGER_OTLP_ENDPOINT: write endpoint: {JAEGER_ENDPOINT} under {name}.")
+    if not (settings.get("tls") or {}).get("insecure"):
+        return (f"{name} tries to speak TLS, and Jaeger's OTLP port here speaks plain gRPC: "
+                f"write tls: insecure: true under {name}.")
+    return None
+
+
 def validation_error(output: str) -> str:
     """What the collector's output says is wrong with a config, in one line.
 
