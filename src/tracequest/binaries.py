@@ -370,14 +370,24 @@ def _compile(go: str, target: Path, log) -> Path:
     return target
 
 
-def ensure_jaeger(log=print) -> Path:
-    """The Jaeger binary, built once if it is not there yet."""
-    found = find_jaeger()
+def ensure_program(find, override: str, refused, make, log=print) -> Path:
+    """A program found (``override``'s file, else the cache), or else made once by ``make``.
+
+    An override that names no usable file raises ``refused()``: it is never
+    silently replaced by a build the learner did not ask for.
+    """
+    found = find()
     if found is not None:
         return found
-    if os.environ.get("JAEGER_BIN"):
-        raise JaegerBuildError(jaeger_missing_reason())
-    return build_jaeger(log=log)
+    if os.environ.get(override):
+        raise refused()
+    return make(log=log)
+
+
+def ensure_jaeger(log=print) -> Path:
+    """The Jaeger binary, built once if it is not there yet."""
+    return ensure_program(find_jaeger, "JAEGER_BIN", lambda: JaegerBuildError(jaeger_missing_reason()),
+                          build_jaeger, log)
 
 
 def jaeger_missing_reason() -> str:
@@ -471,12 +481,8 @@ def _build_collector(go: str, target: Path, log) -> Path:
 
 def ensure_collector(log=print) -> Path:
     """The lab's Collector, built once if it is not there yet."""
-    found = find_collector()
-    if found is not None:
-        return found
-    if os.environ.get("COLLECTOR_BIN"):
-        raise CollectorBuildError(collector_missing_reason())
-    return build_collector(log=log)
+    return ensure_program(find_collector, "COLLECTOR_BIN",
+                          lambda: CollectorBuildError(collector_missing_reason()), build_collector, log)
 
 
 def status() -> dict[str, dict]:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import requests
 
-from .binaries import BUILD_COMMAND, BuildError, build_lock, cache_dir
+from .binaries import BUILD_COMMAND, BuildError, build_lock, cache_dir, ensure_program
 from .ports import HOST, Ports
 
 #: Zipkin server release: the jar the lab fetches and the image compose/ runs.
@@ -98,12 +98,8 @@ def zipkin_missing_reason() -> str:
 
 def ensure_zipkin(log=print) -> Path:
     """The Zipkin server jar, downloaded once if it is not there yet."""
-    found = find_zipkin()
-    if found is not None:
-        return found
-    if os.environ.get("ZIPKIN_JAR"):
-        raise ZipkinError(zipkin_missing_reason())
-    return fetch_zipkin(log=log)
+    return ensure_program(find_zipkin, "ZIPKIN_JAR", lambda: ZipkinError(zipkin_missing_reason()),
+                          fetch_zipkin, log)
 
 
 def fetch_zipkin(log=print) -> Path:
