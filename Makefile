@@ -37,9 +37,9 @@ lab: setup
 check: setup
 	@$(BIN)/tracequest check
 
-## test: the project's own test suite (what CI runs)
+## test: the project's own test suite (what CI runs), ending with its 15 slowest steps
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 ## backends: build the real Jaeger and the lab's Collector, fetch the Zipkin server jar; cached outside the repo
 backends: setup
