@@ -37,7 +37,7 @@ PROPERTIES = Path(__file__).resolve().parent / "QUEST_PROPERTIES.md"
 TESTED_ELSEWHERE = {"03": "test_quest_mystery.py", "09": "test_quest_09.py", "10": "test_quest_10.py",
                     "11": "test_quest_11.py", "12": "test_quest_12.py"}
 QUEST_IDS = [q.id for q in QUESTS if q.id not in TESTED_ELSEWHERE]
-# These checks run a collector config in the real binary (the jaeger_bin fixture).
+# These checks run a collector config in the lab's Collector, exporting to the real Jaeger.
 NEEDS_JAEGER = {"06b", "07"}
 
 # What the first failure says on the untouched starter code.
@@ -248,8 +248,8 @@ def python_outcomes(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def collector_outcomes(request, jaeger_bin, tmp_path_factory):
-    """The runs of the quests solved in a collector config, against the real binary."""
+def collector_outcomes(request, collector_bin, tmp_path_factory):
+    """The runs of the quests solved in a collector config, in the lab's Collector and Jaeger."""
     with ThreadPoolExecutor(max_workers=3) as pool:
         yield start_runs(sorted(NEEDS_JAEGER), tmp_path_factory.mktemp("collector-quest-runs"), pool,
                          wanted_runs(request.session))

@@ -1,8 +1,8 @@
 """The collector quests (06b, 07): their files, their parts, and the collector helpers.
 
 Starter, solution and wrong-solution runs of these checks are in
-tests/test_quests.py with every other quest's (they need the real Jaeger
-binary, through the ``jaeger_bin`` fixture).
+tests/test_quests.py with every other quest's (they need the lab's Collector
+and the real Jaeger, through the ``collector_bin`` fixture).
 """
 
 from __future__ import annotations

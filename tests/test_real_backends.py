@@ -27,8 +27,8 @@ RAW_EMAIL = "orders@rachels-floral.example"
 
 
 @pytest.fixture
-def start_lab(tmp_path, jaeger_bin):
-    """Start labs on free ports; every one is stopped at the end of the test."""
+def start_lab(tmp_path, collector_bin):
+    """Start labs on free ports (Jaeger alone, or the Collector before it); each is stopped at the end."""
     started = []
 
     def start(**options) -> Lab:
