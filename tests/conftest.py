@@ -30,8 +30,8 @@ from tracequest.ports import Ports
 # Wrong learner solutions, run by the meta-tests as a learner's files: never collected here.
 collect_ignore = ["quest_cases"]
 
-# The fixtures that build or fetch a real program; a test file naming one needs it.
-PROGRAM_FIXTURES = ("jaeger_bin", "collector_bin", "zipkin_jar")
+# The fixtures that build or fetch a real program, in the order the background build makes them.
+PROGRAM_FIXTURES = (("jaeger_bin",), ("collector_bin", "zipkin_jar"))
 BACKGROUND_BUILD = pytest.StashKey[subprocess.Popen]()
 
 
@@ -39,12 +39,16 @@ def pytest_collection_modifyitems(session, config, items):
     """On a machine without the real programs, build them while the tests that need none run.
 
     The build (`tracequest backends build`, the same command a learner runs)
-    starts in the background, and the test files that need a program move to
-    the end, where their fixture waits on the build's lock and reuses what it
-    made. With every program cached, nothing starts and the order stays as it is.
+    starts in the background, and the test files move back by what they need:
+    none, then Jaeger alone (built first), then the Collector or Zipkin. A
+    fixture that comes to a program still being built waits on the build's lock
+    and reuses what it made. With every program cached, nothing starts and the
+    order stays as it is.
     """
-    needing = {item.path for item in items if _needs_a_program(item)}
-    if not needing or config.option.collectonly or not missing_programs():
+    waits: dict[Path, int] = {}
+    for item in items:
+        waits[item.path] = max(waits.get(item.path, 0), _program_rank(item))
+    if not any(waits.values()) or config.option.collectonly or not missing_programs():
         return
     log = cache_dir() / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +57,7 @@ def pytest_collection_modifyitems(session, config, items):
         config.stash[BACKGROUND_BUILD] = subprocess.Popen(
             [*nice, sys.executable, "-m", "tracequest", "backends", "build"], stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    items.sort(key=lambda item: item.path in needing)   # stable: each group keeps its order
+    items.sort(key=lambda item: waits[item.path])   # stable: each file keeps its order and stays whole
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"building {', '.join(missing_programs())} in the background while "
@@ -68,11 +72,16 @@ def pytest_sessionfinish(session):
         build.wait(timeout=30)
 
 
-def _needs_a_program(item) -> bool:
-    """A test needs a program if it asks for one, or its file names one (fixtures asked by name)."""
-    if set(PROGRAM_FIXTURES) & set(getattr(item, "fixturenames", ())):
-        return True
-    return any(name in _source_of(item.path) for name in PROGRAM_FIXTURES)
+def _program_rank(item) -> int:
+    """0 for a test that needs no program, else the rank of the last one it needs in build order.
+
+    A test needs a program if it asks for its fixture, or its file names the
+    fixture (some tests ask for theirs by name, at run time).
+    """
+    asked, source = set(getattr(item, "fixturenames", ())), _source_of(item.path)
+    ranks = [rank for rank, fixtures in enumerate(PROGRAM_FIXTURES, 1)
+             if any(name in asked or name in source for name in fixtures)]
+    return max(ranks, default=0)
 
 
 @functools.cache
