@@ -45,10 +45,13 @@ def pytest_collection_modifyitems(session, config, items):
     and reuses what it made. With every program cached, nothing starts and the
     order stays as it is.
     """
+    missing = [] if config.option.collectonly else missing_programs()
+    if not missing:   # the usual case: nothing to build, and no test files to read
+        return
     waits: dict[Path, int] = {}
     for item in items:
         waits[item.path] = max(waits.get(item.path, 0), _program_rank(item))
-    if not any(waits.values()) or config.option.collectonly or not missing_programs():
+    if not any(waits.values()):
         return
     log = cache_dir() / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +63,7 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: waits[item.path])   # stable: each file keeps its order and stays whole
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"building {', '.join(missing_programs())} in the background while "
+        reporter.write_line(f"building {', '.join(missing)} in the background while "
                             f"the tests that need none run; progress in {log}")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import random
 import socket
-import threading
 import subprocess
+import threading
 from dataclasses import asdict, dataclass, fields
 
 from services.common.knobs import HOST, knob
