@@ -34,10 +34,11 @@ import psutil
 import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tracequest import procs
-from tracequest.binaries import collector_env, ensure_collector, ensure_jaeger, jaeger_env
-from tracequest.ports import Ports
-from tracequest.prometheus import find_prometheus, prometheus_process
+from tracequest.host import procs
+from tracequest.programs.collector import collector_env, ensure_collector
+from tracequest.programs.jaeger import ensure_jaeger, jaeger_env
+from tracequest.host.ports import Ports
+from tracequest.programs.prometheus import find_prometheus, prometheus_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 2000             # spans per second

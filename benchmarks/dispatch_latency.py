@@ -10,8 +10,8 @@ import sys
 import tempfile
 
 from tracequest.lab import Lab, LabSettings
-from tracequest.load import run_load
-from tracequest.ports import Ports
+from tracequest.lab.load import run_load
+from tracequest.host.ports import Ports
 
 CONFIGS = {
     "default flags": {},

@@ -1,6 +1,6 @@
 """What a gateway costs at a given span rate: each gateway's CPU and memory in the scale-out topology.
 
-The topology is tracequest.scale_out's, all real processes: an agent
+The topology is tracequest.lab.scale_out's, all real processes: an agent
 (compose/collector/agent-trace-id.yaml) routing by trace id to two gateways
 (compose/collector/gateway.yaml: memory_limiter, tail sampling with the
 default 5 s decision wait, batch) in front of Jaeger. For each rate it is
@@ -15,7 +15,7 @@ work.
 Tail sampling holds every trace for its decision wait, so a gateway's memory
 grows with (spans/s it receives) x (decision wait) x (bytes a span takes in
 memory): the figure to extrapolate from. Last, the gateways are pushed past a
-small memory limit (tracequest.scale_out.overload): what memory_limiter
+small memory limit (tracequest.lab.scale_out.overload): what memory_limiter
 refused, what the agent retried, and what Jaeger stored in the end. Run:
 `python benchmarks/gateway_load.py` (about two and a half minutes).
 """
@@ -38,9 +38,11 @@ from collector_cost import (  # noqa: E402  (a sibling script, not a package)
     send_at_rate,
 )
 
-from tracequest.procs import MemorySampler  # noqa: E402
-from tracequest.binaries import ensure_collector, ensure_jaeger  # noqa: E402
-from tracequest.scale_out import GATEWAYS, ScaleOut, overload  # noqa: E402
+from tracequest.host.procs import MemorySampler  # noqa: E402
+from tracequest.programs.collector import ensure_collector  # noqa: E402
+from tracequest.programs.jaeger import ensure_jaeger  # noqa: E402
+from tracequest.lab.scale_out import overload  # noqa: E402
+from tracequest.lab.topology import GATEWAYS, ScaleOut  # noqa: E402
 
 RATES = (500, 1000, 2000, 4000)   # spans per second into the agent (split over two gateways)
 SECONDS = 12                      # measured window per rate

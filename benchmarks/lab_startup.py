@@ -13,9 +13,9 @@ import time
 
 import requests
 
-from tracequest.client import QueryClient
+from tracequest.traces.client import QueryClient
 from tracequest.lab import Lab, LabSettings
-from tracequest.ports import Ports
+from tracequest.host.ports import Ports
 
 MIN_SPANS = 30
 

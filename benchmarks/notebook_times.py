@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from tracequest.lab import Lab, LabSettings
-from tracequest.ports import Ports
+from tracequest.host.ports import Ports
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"

@@ -44,9 +44,9 @@ import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tracequest.ports import HOST, free_port
-from tracequest.store import SpanStore
-from tracequest.timefmt import format_rfc3339
+from tracequest.host.ports import HOST, free_port
+from tracequest.backend.store import SpanStore
+from tracequest.traces.timefmt import format_rfc3339
 
 BATCH = 512
 EXPORTERS = 4

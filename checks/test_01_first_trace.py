@@ -3,7 +3,7 @@
 import pytest
 
 from tracequest.expect import select
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 
 pytestmark = pytest.mark.quest("01")
 

@@ -7,7 +7,7 @@ argument, or an attribute that ignores it, only shows when the input changes.
 import pytest
 
 from tracequest.expect import ANY, select
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 
 pytestmark = pytest.mark.quest("02")
 

@@ -14,7 +14,7 @@ import pytest
 
 from tracequest.lab import find_home
 from tracequest.quests import mystery_assistant, slow_span
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 from tracequest.quests.mystery import ASSISTANT_QUESTION, QUESTION, load_answer, load_seed
 from tracequest.quests.mystery_run import CONCURRENCY, QUESTIONS, REQUESTS, run_mystery
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tracequest.expect import select
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 
 pytestmark = pytest.mark.quest("04")
 

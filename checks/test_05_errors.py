@@ -8,7 +8,7 @@ query text follows the driver asked for, the span name does not).
 import pytest
 
 from tracequest.expect import select
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 
 pytestmark = pytest.mark.quest("05")
 

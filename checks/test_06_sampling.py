@@ -24,8 +24,8 @@ import pytest
 from tracequest.quests.collector_config import CollectorConfig
 from tracequest.quests.collector_run import CollectorRun
 from tracequest.expect import select
-from tracequest.quests.failure import fail
-from tracequest.quests.mix import MIX_ATTRIBUTE, MIX_SERVICE, kept_by_kind, send_mix
+from tracequest.expect.failure import fail
+from tracequest.lab.mix import MIX_ATTRIBUTE, MIX_SERVICE, kept_by_kind, send_mix
 
 REQUESTS = 400
 RATIO = 0.25

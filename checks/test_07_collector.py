@@ -11,10 +11,10 @@ anywhere in them. Only user.email may change: the other attributes stay.
 import pytest
 
 from tracequest.expect import select
-from tracequest.procs import settled
+from tracequest.host.procs import settled
 from tracequest.quests.collector_config import JAEGER_ENDPOINT, CollectorConfig, jaeger_exporter_fault, kind_of
 from tracequest.quests.collector_run import CollectorRun
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 
 SERVICE = "accounts"
 ACCOUNT_IDS = ("1", "2", "3")

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from tracequest.expect import ANY, select
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 
 pytestmark = pytest.mark.quest("08")
 

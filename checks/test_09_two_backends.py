@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from tracequest.expect import select
-from tracequest.ports import HOST
-from tracequest.procs import settled
-from tracequest.prometheus import JOB
+from tracequest.host.ports import HOST
+from tracequest.host.procs import settled
+from tracequest.programs.prometheus import JOB
 from tracequest.quests.collector_config import JAEGER_ENDPOINT, CollectorConfig, jaeger_exporter_fault, kind_of
 from tracequest.quests.collector_run import CollectorRun
-from tracequest.quests.failure import QuestFailure, fail
+from tracequest.expect.failure import QuestFailure, fail
 
 SERVICE = "timetable"
 OPERATION = "GET /departures/<stop>"   # Flask names the SERVER span after the route

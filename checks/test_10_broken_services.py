@@ -11,7 +11,7 @@ breaks another.
 import pytest
 
 from tracequest.expect import select
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 
 pytestmark = pytest.mark.quest("10")
 

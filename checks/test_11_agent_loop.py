@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tracequest.expect import ANY, select
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 
 pytestmark = pytest.mark.quest("11")
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tracequest.quests.failure import fail
+from tracequest.expect.failure import fail
 from tracequest.quests.paths import labs_dir
 from tracequest.quests.registry import get_quest
-from tracequest.quests.regressions import (HEALTHY, MARKER, NO_TRACES, REGRESSIONS, LearnerTest,
-                                           run_learner_tests, variant, variant_traces)
+from tracequest.quests.learner_tests import run_learner_tests, LearnerTest
+from tracequest.quests.regressions import HEALTHY, MARKER, NO_TRACES, REGRESSIONS, variant, variant_traces
 
 pytestmark = pytest.mark.quest("12")
 

@@ -14,24 +14,23 @@ import pytest
 import requests
 
 from tracequest.backend import start_backend
-from tracequest.binaries import (
-    BuildError,
-    cache_dir,
-    collector_missing_reason,
-    ensure_collector,
-    ensure_jaeger,
-    jaeger_missing_reason,
-    missing_programs,
-)
-from tracequest.client import QueryClient
+from tracequest.host.ports import Ports
 from tracequest.lab import Lab, LabSettings
-from tracequest.ports import Ports
+from tracequest.programs.cache import Program, ProgramError, cache_dir
+from tracequest.programs.registry import PROGRAMS, made_here, missing_programs
+from tracequest.traces.client import QueryClient
 
 # Wrong learner solutions, run by the meta-tests as a learner's files: never collected here.
 collect_ignore = ["quest_cases"]
 
-# The fixtures that build or fetch a real program, in the order the background build makes them.
-PROGRAM_FIXTURES = (("jaeger_bin",), ("collector_bin", "zipkin_jar"))
+
+def program_fixture(program: Program) -> str:
+    """The name of the session fixture that hands a test ``program``: jaeger_bin, zipkin_jar, ..."""
+    return f"{program.name}_{program.artifact}"
+
+
+# The fixtures of the programs the background build makes, in the order it makes them.
+PROGRAM_FIXTURES = tuple(program_fixture(program) for program in made_here())
 BACKGROUND_BUILD = pytest.StashKey[subprocess.Popen]()
 
 
@@ -82,8 +81,7 @@ def _program_rank(item) -> int:
     fixture (some tests ask for theirs by name, at run time).
     """
     asked, source = set(getattr(item, "fixturenames", ())), _source_of(item.path)
-    ranks = [rank for rank, fixtures in enumerate(PROGRAM_FIXTURES, 1)
-             if any(name in asked or name in source for name in fixtures)]
+    ranks = [rank for rank, name in enumerate(PROGRAM_FIXTURES, 1) if name in asked or name in source]
     return max(ranks, default=0)
 
 
@@ -104,56 +102,39 @@ def client(backend) -> QueryClient:
     return QueryClient(backend.query_url)
 
 
-def real_program(ensure, missing_reason, label: str) -> Path:
-    """Build or fetch a real program through the project's scripts; fail on CI, skip elsewhere."""
+def real_program(program: Program) -> Path:
+    """A real program, built or fetched through the project's own scripts; fail on CI, skip elsewhere.
+
+    A program the lab cannot make (Debian's Prometheus) must be installed;
+    one that is here but cannot run (Zipkin without a Java 17) counts as missing.
+    """
     try:
-        return ensure(log=lambda line: print(f"[{label}] {line}"))
-    except BuildError as exc:
-        reason = missing_reason()
-        message = reason if str(exc) == reason else f"{reason} ({exc})"
+        path = program.ensure(log=lambda line: print(f"[{program.name}] {line}"))
+        if program.check_runnable is not None:
+            program.check_runnable()
+        return path
+    except ProgramError as exc:
+        reason = program.missing_reason()
+        message = str(exc) if str(exc) == reason or program.find() is not None else f"{reason} ({exc})"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def jaeger_bin() -> Path:
-    """The real Jaeger binary, built once per machine."""
-    return real_program(ensure_jaeger, jaeger_missing_reason, "jaeger build")
+def _program_fixture(program: Program, needs: tuple[str, ...]):
+    def fixture(request) -> Path:
+        for name in needs:   # a program that always runs beside another is made after it
+            request.getfixturevalue(name)
+        return real_program(program)
+    fixture.__doc__ = f"{program.title}, found or made once per machine ({program.origin})."
+    return pytest.fixture(scope="session", name=program_fixture(program))(fixture)
 
 
-@pytest.fixture(scope="session")
-def collector_bin(jaeger_bin) -> Path:
-    """The lab's own Collector, built once per machine (with Jaeger: the two always run together)."""
-    return real_program(ensure_collector, collector_missing_reason, "collector build")
-
-
-@pytest.fixture(scope="session")
-def prometheus_bin() -> Path:
-    """The installed Prometheus (Debian's package; .ci/run installs it); fail on CI, skip elsewhere."""
-    from tracequest.prometheus import find_prometheus, prometheus_missing_reason
-
-    found = find_prometheus()
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(prometheus_missing_reason())
-        pytest.skip(prometheus_missing_reason())
-    return found
-
-
-@pytest.fixture(scope="session")
-def zipkin_jar() -> Path:
-    """The Zipkin server jar, fetched once per machine, and a Java 17+ to run it."""
-    from tracequest.zipkin import ZipkinError, ensure_zipkin, java_command, zipkin_missing_reason
-
-    jar = real_program(ensure_zipkin, zipkin_missing_reason, "zipkin fetch")
-    try:
-        java_command()
-    except ZipkinError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-    return jar
+# One session fixture per program of the registry: jaeger_bin, collector_bin, zipkin_jar, prometheus_bin.
+# The lab's Collector always runs in front of Jaeger, so its fixture makes Jaeger first.
+for _program in PROGRAMS:
+    globals()[program_fixture(_program)] = _program_fixture(
+        _program, ("jaeger_bin",) if _program.name == "collector" else ())
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from services.assistant.domain import Prices
-from tracequest.client import QueryClient
+from tracequest.traces.client import QueryClient
 from tracequest.lab import Lab, LabSettings
-from tracequest.ports import Ports
+from tracequest.host.ports import Ports
 
 TOOL_SERVICE = {"lookup_customer": "customer", "find_drivers": "driver", "route_eta": "route"}
 CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.call.arguments",

@@ -1,4 +1,4 @@
-"""tracequest.binaries finds, builds and reuses the real Jaeger and the lab's Collector."""
+"""tracequest.programs finds, builds and reuses the real Jaeger and the lab's Collector."""
 
 from __future__ import annotations
 
@@ -14,33 +14,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tracequest import binaries
-from tracequest.binaries import (
-    BUILD_COMMAND,
-    COLLECTOR_COMPONENTS,
-    COLLECTOR_VERSION,
-    JAEGER_COLLECTOR_VERSION,
-    JAEGER_VERSION,
-    JaegerBuildError,
-    build_jaeger,
-    cached_collector_path,
-    cached_jaeger_path,
-    collector_manifest,
-    ensure_jaeger,
-    find_jaeger,
-    jaeger_missing_reason,
-    missing_programs,
-    status,
-)
+from tracequest.programs import collector, golang, jaeger
+from tracequest.programs.cache import BUILD_COMMAND
+from tracequest.programs.collector import COLLECTOR_COMPONENTS, COLLECTOR_VERSION, cached_collector_path, collector_manifest
+from tracequest.programs.jaeger import JAEGER_COLLECTOR_VERSION, JAEGER_VERSION, build_jaeger, cached_jaeger_path, ensure_jaeger, find_jaeger, jaeger_missing_reason, JaegerBuildError
+from tracequest.programs.registry import missing_programs, status
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def run_module(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """`python -m tracequest.binaries ARGS` in a child, with src/ importable."""
+    """`python -m tracequest.programs ARGS` in a child, with src/ importable."""
     paths = [str(SRC), os.environ.get("PYTHONPATH")]
     env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
-    return subprocess.run([sys.executable, "-m", "tracequest.binaries", *args],
+    return subprocess.run([sys.executable, "-m", "tracequest.programs", *args],
                           env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -102,12 +89,12 @@ def test_missing_reason_says_how_to_enable(monkeypatch):
 
 # ------------------------------------------------------------- status (no Go)
 
-def test_status_names_each_backend_its_version_and_how_to_build(monkeypatch, tmp_path):
+def test_status_names_each_program_its_version_and_how_to_make_it(monkeypatch, tmp_path):
     monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("JAEGER_BIN", raising=False)
     monkeypatch.delenv("COLLECTOR_BIN", raising=False)
     entries = status()
-    assert set(entries) == {"jaeger", "collector"}
+    assert set(entries) == {"jaeger", "collector", "zipkin"}
     assert entries["jaeger"]["version"] == JAEGER_VERSION
     assert entries["collector"]["version"] == COLLECTOR_VERSION
     for name, entry in entries.items():
@@ -149,7 +136,7 @@ def test_module_status_says_what_is_missing(tmp_path):
     proc = run_module("status", env=env)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["jaeger", "collector"]
+    assert [line.split()[0] for line in lines] == ["jaeger", "collector", "zipkin"]
     assert all(f"not built (run `{BUILD_COMMAND}`)" in line for line in lines), lines
     assert JAEGER_VERSION in lines[0] and COLLECTOR_VERSION in lines[1]
 
@@ -158,7 +145,7 @@ def test_module_refuses_an_unknown_command():
     proc = run_module("install", env=dict(os.environ))
     assert proc.returncode == 2
     assert "build|path" in proc.stderr and "status" in proc.stderr
-    proc = run_module("path", "prometheus", env=dict(os.environ))
+    proc = run_module("path", "elasticsearch", env=dict(os.environ))   # not a program of the lab
     assert proc.returncode == 2
 
 
@@ -168,7 +155,7 @@ def test_no_go_gives_an_actionable_error(monkeypatch, tmp_path):
     monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.delenv("GOROOT", raising=False)
-    monkeypatch.setattr(binaries, "_GO_FALLBACKS", ())
+    monkeypatch.setattr(golang, "GO_FALLBACKS", ())
     with pytest.raises(JaegerBuildError, match="Go is not installed.*JAEGER_BIN"):
         build_jaeger(log=lambda line: None)
 
@@ -190,7 +177,7 @@ def test_a_failed_build_leaves_no_binary_and_no_scraps(monkeypatch, tmp_path):
 
 
 def test_missing_programs_names_what_a_build_would_still_make(monkeypatch, tmp_path):
-    from tracequest.zipkin import ZIPKIN_VERSION, cached_zipkin_path
+    from tracequest.programs.zipkin import ZIPKIN_VERSION, cached_zipkin_path
 
     monkeypatch.setenv("TRACEQUEST_CACHE", str(tmp_path / "cache"))
     for override in ("JAEGER_BIN", "COLLECTOR_BIN", "ZIPKIN_JAR"):
@@ -255,7 +242,7 @@ def test_binary_records_the_pinned_module_version(jaeger_bin):
                           capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
         pytest.skip(f"`go version -m` unavailable: {proc.stderr.strip()}")
-    assert f"{binaries.JAEGER_MODULE}\t{binaries.JAEGER_MODULE_VERSION}" in proc.stdout
+    assert f"{jaeger.JAEGER_MODULE}\t{jaeger.JAEGER_MODULE_VERSION}" in proc.stdout
 
 
 #: What Jaeger's own pipeline (compose/jaeger/*.yaml) needs from the Jaeger binary.
@@ -306,7 +293,7 @@ def test_jaeger_links_the_collector_release_its_go_mod_names(jaeger_bin):
     if os.environ.get("JAEGER_BIN"):
         pytest.skip("JAEGER_BIN points at a binary this project did not build")
     contrib = {m: v for m, v in linked_modules(jaeger_bin).items()
-               if m.startswith(binaries.COLLECTOR_CONTRIB_MODULE + "/")}
+               if m.startswith(collector.COLLECTOR_CONTRIB_MODULE + "/")}
     assert any(m.endswith("/tailsamplingprocessor") for m in contrib), sorted(contrib)
     wrong = {m: v for m, v in contrib.items() if v != f"v{JAEGER_COLLECTOR_VERSION}"}
     assert not wrong, f"contrib components not at v{JAEGER_COLLECTOR_VERSION}: {wrong}"
@@ -327,7 +314,7 @@ def test_collector_build_is_reused_without_rebuilding(collector_bin):
         pytest.skip("COLLECTOR_BIN points at a binary this project did not build")
     before = collector_bin.stat().st_mtime_ns
     lines = []
-    assert binaries.ensure_collector(log=lines.append) == collector_bin
+    assert collector.ensure_collector(log=lines.append) == collector_bin
     assert lines == [] and collector_bin.stat().st_mtime_ns == before
 
 

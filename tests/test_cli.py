@@ -25,12 +25,13 @@ from conftest import dispatch, trace_id_of
 from otlp_payloads import designed_trace, now_base_ns
 
 from services.common.knobs import KNOBS, knob
-from tracequest import binaries
+from tracequest.programs import collector, jaeger
 from tracequest.cli import build_parser, main
-from tracequest.lab_options import lab_settings, up_knobs
-from tracequest.client import QueryClient
-from tracequest.lab import SERVICES, Lab  # the backend and each service show in `status`
-from tracequest.ports import Ports, free_port
+from tracequest.cli.options import lab_settings, up_knobs
+from tracequest.traces.client import QueryClient
+from tracequest.lab import Lab
+from tracequest.lab.settings import SERVICES  # the backend and each service show in `status`
+from tracequest.host.ports import Ports, free_port
 
 
 def tracequest(*args, home, env=None, timeout=120, **kwargs):
@@ -254,14 +255,14 @@ def test_up_refuses_bad_environment_twins(name, value, words, lab_home, monkeypa
 
 
 def test_storage_options_belong_to_the_embedded_backend(lab_home):
-    from tracequest.lab_options import UsageError
+    from tracequest.cli.options import UsageError
 
     with pytest.raises(UsageError, match="--max-spans applies to the embedded backend only"):
         lab_settings(build_parser().parse_args(["up", "--backend", "jaeger", "--max-spans", "10"]))
 
 
 def test_the_scale_out_topology_implies_the_collector_backend(lab_home):
-    from tracequest.lab_options import UsageError
+    from tracequest.cli.options import UsageError
 
     settings = lab_settings(build_parser().parse_args(["up", "--topology", "scale-out"]))
     assert (settings.backend, settings.topology) == ("collector", "scale-out")
@@ -464,14 +465,14 @@ def test_backends_status_says_what_is_built_and_how_to_build(tmp_path, monkeypat
     monkeypatch.delenv("COLLECTOR_BIN", raising=False)
     assert main(["backends", "status"]) == 1
     out = capsys.readouterr().out
-    assert binaries.JAEGER_VERSION in out and "not built" in out and "tracequest backends build" in out
-    assert binaries.COLLECTOR_VERSION in out
-    built = fake_binary(binaries.cached_jaeger_path())
-    fake_binary(binaries.cached_collector_path())
+    assert jaeger.JAEGER_VERSION in out and "not built" in out and "tracequest backends build" in out
+    assert collector.COLLECTOR_VERSION in out
+    built = fake_binary(jaeger.cached_jaeger_path())
+    fake_binary(collector.cached_collector_path())
     monkeypatch.setenv("ZIPKIN_JAR", str(fake_binary(tmp_path / "zipkin.jar")))
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
-    assert str(built) in out and "not built" not in out and binaries.JAEGER_IMAGE in out
+    assert str(built) in out and "not built" not in out and jaeger.JAEGER_IMAGE in out
 
 
 def test_backends_build_uses_what_is_there(tmp_path, monkeypatch, capsys):
@@ -489,8 +490,8 @@ def test_backends_build_uses_what_is_there(tmp_path, monkeypatch, capsys):
     assert "JAEGER_BIN" in capsys.readouterr().err
 
 
-def test_python_dash_m_tracequest_binaries_still_works(tmp_path):
+def test_python_dash_m_tracequest_programs_prints_a_path(tmp_path):
     given = fake_binary(tmp_path / "jaeger")
-    result = subprocess.run([sys.executable, "-m", "tracequest.binaries", "path"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "tracequest.programs", "path"], capture_output=True,
                             text=True, env={**os.environ, "JAEGER_BIN": str(given)}, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == str(given)

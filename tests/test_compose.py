@@ -18,18 +18,12 @@ import jsonschema
 import pytest
 import yaml
 
-from tracequest import binaries
-from tracequest.binaries import (
-    COLLECTOR_IMAGE,
-    JAEGER_IMAGE,
-    NATIVE_COLLECTOR_ENV,
-    NATIVE_JAEGER_ENV,
-    collector_env,
-    jaeger_env,
-)
-from tracequest.images import CASSANDRA_IMAGE, ELASTICSEARCH_IMAGE, PULLED_IMAGES
-from tracequest.ports import Ports
-from tracequest.scale_out import GATEWAY_ENDPOINT_VARS
+from tracequest.programs import collector, jaeger
+from tracequest.programs.collector import COLLECTOR_IMAGE, NATIVE_COLLECTOR_ENV, collector_env
+from tracequest.programs.jaeger import JAEGER_IMAGE, NATIVE_JAEGER_ENV, jaeger_env
+from tracequest.programs.images import CASSANDRA_IMAGE, ELASTICSEARCH_IMAGE, PULLED_IMAGES
+from tracequest.host.ports import Ports
+from tracequest.lab.topology import GATEWAY_ENDPOINT_VARS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"
@@ -174,8 +168,8 @@ UPSTREAM_IMAGES = {image.rsplit(":", 1)[0]: image for image in PULLED_IMAGES}
 
 
 def test_pinned_images_are_the_versions_the_native_build_runs():
-    assert JAEGER_IMAGE == f"jaegertracing/jaeger:{binaries.JAEGER_VERSION}"
-    assert COLLECTOR_IMAGE == f"otel/opentelemetry-collector-contrib:{binaries.COLLECTOR_VERSION}"
+    assert JAEGER_IMAGE == f"jaegertracing/jaeger:{jaeger.JAEGER_VERSION}"
+    assert COLLECTOR_IMAGE == f"otel/opentelemetry-collector-contrib:{collector.COLLECTOR_VERSION}"
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
@@ -280,7 +274,7 @@ def test_collector_pipelines_start_with_memory_limiter_and_end_with_batch(rel):
         assert "debug" in spec["exporters"], (pipeline, spec["exporters"])
 
 
-# Component types the lab's Collector build carries (binaries.COLLECTOR_COMPONENTS),
+# Component types the lab's Collector build carries (collector.COLLECTOR_COMPONENTS),
 # by their names and the older names they still answer to; the contrib image of
 # the same release carries all of them too.
 LAB_COLLECTOR_TYPES = {"otlp", "otlp_grpc", "otlphttp", "otlp_http", "memory_limiter", "batch",

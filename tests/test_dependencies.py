@@ -4,15 +4,15 @@ import xml.etree.ElementTree as ET
 
 from otlp_payloads import designed_trace, new_span_id, new_trace_id, payload, span
 
-from tracequest.dependencies import (
+from tracequest.traces.dependencies import (
     DependencyGraph,
     call_depths,
     dependencies_html,
     dependencies_text,
     service_calls,
 )
-from tracequest.model import group_traces
-from tracequest.otlp import parse_otlp
+from tracequest.traces.model import group_traces
+from tracequest.traces.otlp import parse_otlp
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tracequest import procs
+from tracequest.host import procs
 from tracequest.backend import start_backend
 from tracequest.pitfalls import container
-from tracequest.pitfalls.scenarios import PROGRAMS
+from tracequest.pitfalls.scenarios import APPS
 from tracequest.pitfalls.venvs import throwaway_venv
-from tracequest.ports import free_port
+from tracequest.host.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACEQUEST = Path(sys.executable).with_name("tracequest")
@@ -74,7 +74,7 @@ def test_clean_http_setup_has_no_finding(backend):
 def test_clean_collector_config_and_program(backend):
     env = grpc_env(backend, PITFALL_FIXED="1")
     code, report = doctor("--url", backend.query_url, "--collector-config", str(COLLECTOR_YAML),
-                          "--run", f"{sys.executable} {PROGRAMS / 'thread_pool.py'}", env=env)
+                          "--run", f"{sys.executable} {APPS / 'thread_pool.py'}", env=env)
     assert (code, codes(report)) == (0, set()), report
     assert [f["topic"] for f in report["findings"]][-2:] == ["collector config", "run"]
 
@@ -327,11 +327,11 @@ def _run_codes(backend, command: str, *requests: str, **env) -> set[str]:
 
 def test_program_without_instrumentation_sends_nothing(backend):
     # job.py relies on opentelemetry-instrument; run bare, its tracer is the no-op one.
-    assert _run_codes(backend, f"{sys.executable} {PROGRAMS / 'job.py'}") == {"no-spans"}
+    assert _run_codes(backend, f"{sys.executable} {APPS / 'job.py'}") == {"no-spans"}
 
 
 def test_program_under_unknown_service(backend):
-    command = f"{INSTRUMENT} {sys.executable} {PROGRAMS / 'job.py'}"
+    command = f"{INSTRUMENT} {sys.executable} {APPS / 'job.py'}"
     _, report = doctor("--url", backend.query_url, "--run", command,
                        env={"OTEL_EXPORTER_OTLP_ENDPOINT": backend.otlp_grpc_endpoint,
                             "OTEL_SERVICE_NAME": ""})
@@ -339,16 +339,16 @@ def test_program_under_unknown_service(backend):
 
 
 def test_program_that_loses_the_context(backend):
-    assert _run_codes(backend, f"{sys.executable} {PROGRAMS / 'thread_pool.py'}") == {"context-lost"}
+    assert _run_codes(backend, f"{sys.executable} {APPS / 'thread_pool.py'}") == {"context-lost"}
 
 
 def test_program_whose_http_call_loses_the_context(backend):
-    command = f"{sys.executable} {PROGRAMS / 'uninstrumented_client.py'}"
+    command = f"{sys.executable} {APPS / 'uninstrumented_client.py'}"
     assert _run_codes(backend, command) == {"context-lost"}
 
 
 def test_forked_workers_that_export_nothing(backend):
-    assert _run_codes(backend, f"{sys.executable} {PROGRAMS / 'short_lived.py'}") == {"silent-workers"}
+    assert _run_codes(backend, f"{sys.executable} {APPS / 'short_lived.py'}") == {"silent-workers"}
 
 
 def test_spans_that_arrive_only_at_exit(backend):

@@ -11,8 +11,8 @@ import re
 import pytest
 
 from tracequest.expect import ANY, select
-from tracequest.model import Event, Link, Span, Trace
-from tracequest.quests.failure import QuestFailure
+from tracequest.traces.model import Event, Link, Span, Trace
+from tracequest.expect.failure import QuestFailure
 
 MS = 1_000_000
 

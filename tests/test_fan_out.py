@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tracequest import procs
-from tracequest.client import QueryClient
+from tracequest.host import procs
+from tracequest.traces.client import QueryClient
 from tracequest.lab import Lab
-from tracequest.zipkin import trace_summary, zipkin_trace
+from tracequest.programs.zipkin import trace_summary, zipkin_trace
 
 from conftest import dispatch, trace_id_of
 

@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from tracequest.cli import build_parser
-from tracequest.client import QueryClient, TraceNotFound
+from tracequest.traces.client import QueryClient, TraceNotFound
 from tracequest.lab import Lab, LabError, LabSettings
-from tracequest.lab_options import UsageError, lab_settings
-from tracequest.ports import Ports
+from tracequest.cli.options import UsageError, lab_settings
+from tracequest.host.ports import Ports
 
 SERVICE = "storage-check"
 QUIET = {"log": lambda *_: None}

@@ -7,6 +7,7 @@ mystery's culprits and the README's tables must all be the table's.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from services.common import config, knobs
+from services.common import config, durations, knobs
 from services.common.knobs import (KNOBS, OTHER_TQ_ENV, KnobError, UnknownKnob, as_env,
                                    check_env_names, for_reader, knob)
 from services.common.mystery import CULPRITS, Culprit, settings_for
-from tracequest.ports import Ports, free_port
-from tracequest.timefmt import format_go_duration, parse_go_duration
+from tracequest.host.ports import Ports, free_port
+from tracequest.traces import timefmt
+from tracequest.traces.timefmt import format_go_duration, parse_go_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("frontend", "customer", "driver", "route")
@@ -47,10 +49,15 @@ def test_each_name_and_twin_is_there_once_and_spelled_by_the_rule():
 
 
 def test_a_malformed_entry_fails_when_the_table_is_built():
+    site = ("services/route/eta.py",)
     with pytest.raises(KnobError, match="kind 'duraton' is not one of"):
-        knobs.Knob("x-delay", "TQ_X_DELAY", "duraton", 0.1, "x", ("route",), "delay")
+        knobs.Knob("x-delay", "TQ_X_DELAY", "duraton", 0.1, "x", ("route",), "delay", site)
     with pytest.raises(KnobError, match="readers .* are not among"):
-        knobs.Knob("x-delay", "TQ_X_DELAY", "duration", 0.1, "x", ("rout",), "delay")
+        knobs.Knob("x-delay", "TQ_X_DELAY", "duration", 0.1, "x", ("rout",), "delay", site)
+    for bad in ((), "services/route/eta.py", ("eta.py",), ("/work/services/route/eta.py",),
+                ("services/route/eta",)):
+        with pytest.raises(KnobError, match="read_at .* is not a tuple of module paths"):
+            knobs.Knob("x-delay", "TQ_X_DELAY", "duration", 0.1, "x", ("route",), "delay", bad)
 
 
 def test_ports_are_the_port_knobs():
@@ -68,6 +75,75 @@ def test_the_contract_knobs_are_there():
     assert knob("customer-url").default == f"http://127.0.0.1:{knob('customer-port').default}"
     assert {k.name for k in for_reader("customer")} == {
         "customer-port", "host", "fix-db-query-delay", "fix-disable-db-conn-mutex", "seed"}
+
+
+# --- where each knob is read ----------------------------------------------------------
+
+def _docstrings(tree) -> set[int]:
+    """The ids of the docstring nodes: a knob named only in prose is not read there."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def names_in_code(source: str) -> set[str]:
+    """What code (not docstrings, not comments) names: strings, attributes, dataclass fields."""
+    tree = ast.parse(source)
+    prose = _docstrings(tree)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose:
+            names.add(node.value)  # knob("max-spans"), config.default("redis-timeout"), an env twin
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)  # settings.fix_db_query_delay
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)  # a Ports field
+    return names
+
+
+def spellings(k) -> set[str]:
+    """Every way code names a knob: name, flag, twin, attribute, and a port's other names."""
+    names = {k.name, k.flag, k.env, k.dest}
+    if k.group == "port":
+        names.add(k.name.removesuffix("-port").replace("-", "_"))  # field x_y of Ports
+        if k.name.removesuffix("-port") in k.readers:
+            names.add("port")  # a service's own port is settings.port (config.py)
+    return names
+
+
+@pytest.mark.parametrize("k", KNOBS, ids=lambda k: k.name)
+def test_each_knob_is_read_where_the_table_says(k):
+    for site in k.read_at:
+        path = ROOT / site
+        assert path.is_file(), f"{k.name}: read_at names {site}, which does not exist"
+        found = spellings(k) & names_in_code(path.read_text())
+        assert found, f"{k.name}: {site} does not name it in its code ({', '.join(sorted(spellings(k)))})"
+    # Each service that reads it does so in its own package or in services/common/;
+    # the backend, the lab and the client read it in src/tracequest/.
+    services_read = set(k.readers) & set(knobs.SERVICES)
+    for site in k.read_at:
+        if site.startswith("services/"):
+            assert site.split("/")[1] in services_read | {"common"}, f"{k.name}: {site} reads none of it"
+    for reader in services_read:
+        assert any(site.startswith((f"services/{reader}/", "services/common/")) for site in k.read_at), (
+            f"{k.name}: the {reader} service reads it, but no read_at module is in services/{reader}/ "
+            "or services/common/")
+    library_read = set(k.readers) - services_read
+    assert any(site.startswith("src/tracequest/") for site in k.read_at) == bool(library_read), (
+        f"{k.name}: read by {', '.join(k.readers)}, read_at {k.read_at}")
+    assert len(set(k.read_at)) == len(k.read_at)
+
+
+def test_a_knob_named_only_in_prose_is_not_read_there():
+    prose = '"""Latency comes from --fix-db-query-delay."""\n# fix_db_query_delay\nDELAY = 0.3\n'
+    assert not spellings(knob("fix-db-query-delay")) & names_in_code(prose)
+    code = 'def make(settings):\n    return Database(settings.fix_db_query_delay)\n'
+    assert spellings(knob("fix-db-query-delay")) & names_in_code(code) == {"fix_db_query_delay"}
+    assert spellings(knob("query-port")) & names_in_code("class Ports:\n    query: int = 1\n")
 
 
 # --- names ----------------------------------------------------------------------------
@@ -116,10 +192,23 @@ def test_every_tq_variable_the_repository_sets_is_known():
 
 # --- values ---------------------------------------------------------------------------
 
+def test_there_is_one_go_duration_parser_and_the_library_takes_it_from_the_services():
+    assert timefmt.parse_go_duration is durations.parse_go_duration
+    assert timefmt.format_go_duration is durations.format_go_duration
+    imported = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {(path, alias.name.split(".")[0]) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add((path, node.module.split(".")[0]))
+    assert imported and not {path for path, top in imported if top == "tracequest"}
+
+
 @pytest.mark.parametrize("text, ns", [
     ("1m30s", 90_000_000_000), ("1.5h", 5_400_000_000_000), ("300ms", 300_000_000),
     ("250us", 250_000), ("250µs", 250_000), ("0", 0), ("1h2m3.5s", 3_723_500_000_000),
-    (".5s", 500_000_000), ("7ns", 7),
+    (".5s", 500_000_000), ("7ns", 7), ("2h45m", 9_900_000_000_000), ("1μs", 1_000),
 ])
 def test_go_durations_parse(text, ns):
     assert parse_go_duration(text) == ns

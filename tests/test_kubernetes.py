@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from services.common import knobs
-from tracequest import binaries
+from tracequest.programs import collector, jaeger
 from tracequest.quests.collector_config import CollectorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,9 +310,9 @@ def test_images_are_the_ones_the_lab_pins(objects):
             assert container["imagePullPolicy"] == "IfNotPresent"  # loaded into the cluster, no registry
             assert container["command"][-3:] == [f"services.{name}", "--host", "0.0.0.0"]
         elif name == "jaeger":
-            assert container["image"] == binaries.JAEGER_IMAGE
+            assert container["image"] == jaeger.JAEGER_IMAGE
         else:
-            assert container["image"] == binaries.COLLECTOR_IMAGE
+            assert container["image"] == collector.COLLECTOR_IMAGE
 
 
 def test_the_services_settings_are_known_knobs(objects):

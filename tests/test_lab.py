@@ -13,11 +13,11 @@ import pytest
 import requests
 from conftest import dispatch, trace_id_of
 
-from tracequest.client import QueryClient
+from tracequest.traces.client import QueryClient
 from tracequest.lab import Lab, LabError, LabSettings
-from tracequest.ports import Ports, PortInUse
-from tracequest.procs import ProcessId
-from tracequest.timefmt import now_ns
+from tracequest.host.ports import Ports, PortInUse
+from tracequest.host.procs import ProcessId
+from tracequest.traces.timefmt import now_ns
 
 SERVICES = {"frontend", "customer", "driver", "route"}
 LOCK_EVENT = "waiting for lock behind"

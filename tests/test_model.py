@@ -3,8 +3,8 @@
 import pytest
 from otlp_payloads import designed_trace, new_span_id, new_trace_id, payload, span
 
-from tracequest.model import Trace, group_traces
-from tracequest.otlp import decode_json, decode_protobuf, encode_json, parse_otlp, spans_from_request
+from tracequest.traces.model import Trace, group_traces
+from tracequest.traces.otlp import decode_json, decode_protobuf, encode_json, parse_otlp, spans_from_request
 
 
 def build(document) -> Trace:

@@ -21,8 +21,8 @@ import requests
 from services.assistant.domain import SYSTEM_PROMPT, TOOLS
 from services.model import tokens
 from services.model.client import MODEL, openai_client
-from tracequest import procs
-from tracequest.ports import free_port
+from tracequest.host import procs
+from tracequest.host.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

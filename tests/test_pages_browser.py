@@ -17,10 +17,10 @@ import requests
 from conftest import run_chromium
 from otlp_payloads import designed_trace, now_base_ns
 
-from tracequest import pages
-from tracequest.model import group_traces
-from tracequest.otlp import parse_otlp
-from tracequest.waterfall_html import ERROR_COLOR, PALETTE
+from tracequest.backend import pages
+from tracequest.traces.model import group_traces
+from tracequest.traces.otlp import parse_otlp
+from tracequest.traces.waterfall_html import ERROR_COLOR, PALETTE
 
 FRONTEND, CUSTOMER = PALETTE[0], PALETTE[1]
 # Designed trace: (colour, start ms, duration ms) of every bar, in a 100 ms trace.

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tracequest import procs
-from tracequest.client import QueryClient
+from tracequest.host import procs
+from tracequest.traces.client import QueryClient
 from tracequest.pitfalls import scenarios
 from tracequest.pitfalls.scenarios import Endpoints, read_all
 from tracequest.pitfalls.watch import watch
-from tracequest.ports import free_port
+from tracequest.host.ports import free_port
 
 from test_doctor import mismatched_python  # noqa: F401  (a fixture: the throw-away venv)
 

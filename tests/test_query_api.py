@@ -17,11 +17,11 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otlp_payloads import designed_trace, new_span_id, new_trace_id, now_base_ns, payload, span
 
-from tracequest.client import QueryClient
+from tracequest.traces.client import QueryClient
 from tracequest.lab import Lab, LabSettings
-from tracequest.otlp import decode_json, encode_json
-from tracequest.ports import Ports
-from tracequest.timefmt import format_rfc3339, parse_go_duration, parse_rfc3339
+from tracequest.traces.otlp import decode_json, encode_json
+from tracequest.host.ports import Ports
+from tracequest.traces.timefmt import format_rfc3339, parse_go_duration, parse_rfc3339
 
 
 @dataclass

@@ -25,10 +25,9 @@ import pytest
 from test_quests import failure_text
 
 from services.common.knobs import knob
-from tracequest.client import QueryClient
-from tracequest.load import run_load
-from tracequest.quests.regressions import (CACHE_ENV, HEALTHY, REGRESSIONS, REQUESTS, VARIANTS,
-                                           broken_promises, load_traces, record_all)
+from tracequest.traces.client import QueryClient
+from tracequest.lab.load import run_load
+from tracequest.quests.regressions import CACHE_ENV, HEALTHY, REGRESSIONS, REQUESTS, VARIANTS, broken_promises, load_traces, record_all
 from tracequest.quests.results import RunResults
 
 ROOT = Path(__file__).resolve().parent.parent

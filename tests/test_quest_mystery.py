@@ -32,9 +32,9 @@ from services.common.mystery import (ASSISTANT_CULPRITS, CULPRITS, QUIET, assist
                                      settings_for)
 from test_quests import child_env
 from tracequest.lab import Lab, LabSettings
-from tracequest.ports import Ports
+from tracequest.host.ports import Ports
 from tracequest.quests import mystery_assistant
-from tracequest.quests.failure import QuestFailure
+from tracequest.expect.failure import QuestFailure
 from tracequest.quests.mystery import draw_seed
 from tracequest.quests.mystery_run import QUESTIONS, run_mystery
 from tracequest.quests.slow_span import judge, slowest_operation, slowest_overall

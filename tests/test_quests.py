@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tracequest.quests.board import ASCII_MARKS, marks_for, render_board
-from tracequest.quests.failure import QuestFailure
+from tracequest.expect.failure import QuestFailure
 from tracequest.quests.progress import Progress
 from tracequest.quests.registry import QUESTS, get_quest, select
 from tracequest.quests.results import CheckResult, RunResults
@@ -422,7 +422,7 @@ def make_clone(tmp_path: Path, lab: Path) -> Path:
     clone = tmp_path / "clone"
     shutil.copytree(ROOT / "checks", clone / "checks")
     shutil.copytree(lab, clone / "labs" / "01-first-trace")
-    for folder in ("services", "compose"):   # what marks a clone (tracequest.paths)
+    for folder in ("services", "compose"):   # what marks a clone (tracequest.host.paths)
         (clone / folder).mkdir()
     return clone
 

@@ -17,10 +17,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tracequest.client import QueryClient
-from tracequest.lab import SERVICES, Lab, LabSettings
-from tracequest.ports import Ports
-from tracequest.quests.mix import kept_by_kind, send_mix
+from tracequest.traces.client import QueryClient
+from tracequest.lab import Lab, LabSettings
+from tracequest.lab.settings import SERVICES
+from tracequest.host.ports import Ports
+from tracequest.lab.mix import kept_by_kind, send_mix
 
 SEEDED = {"TQ_SEED": "7"}   # same random delays, timeouts and retries in every lab
 RAW_EMAIL = "orders@rachels-floral.example"

@@ -27,9 +27,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from tracequest.backend import start_backend
-from tracequest.otlp import decode_json, encode_json
-from tracequest.receiver import GRPC_SERVICE, MAX_BODY_BYTES, create_otlp_http_app, start_grpc_receiver
-from tracequest.store import SpanStore
+from tracequest.traces.otlp import decode_json, encode_json
+from tracequest.backend.receiver import GRPC_SERVICE, MAX_BODY_BYTES, create_otlp_http_app, start_grpc_receiver
+from tracequest.backend.store import SpanStore
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 PB = {"Content-Type": PROTOBUF}

@@ -13,21 +13,13 @@ import itertools
 import pytest
 import requests
 
-from tracequest import procs
-from tracequest.client import QueryClient
+from tracequest.host import procs
+from tracequest.traces.client import QueryClient
 from tracequest.lab import Lab, LabSettings
-from tracequest.ports import Ports
+from tracequest.host.ports import Ports
 
-from tracequest.scale_out import (
-    DEFAULT_COUNTS,
-    GATEWAYS,
-    TRAFFIC_SERVICES,
-    ScaleOut,
-    collector_metric,
-    count_stored,
-    overload,
-    send_split_traces,
-)
+from tracequest.lab.scale_out import DEFAULT_COUNTS, TRAFFIC_SERVICES, count_stored, overload, send_split_traces
+from tracequest.lab.topology import GATEWAYS, collector_metric, ScaleOut
 
 ACCEPTED = "otelcol_receiver_accepted_spans"
 REFUSED = "otelcol_receiver_refused_spans"

@@ -29,12 +29,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tracequest import procs
-from tracequest import prometheus as prometheus_module
-from tracequest.binaries import collector_env, jaeger_env
-from tracequest.client import QueryClient
-from tracequest.ports import Ports, free_port
-from tracequest.prometheus import (
+from tracequest.host import procs
+from tracequest.programs import prometheus as prometheus_module
+from tracequest.programs.collector import collector_env
+from tracequest.programs.jaeger import jaeger_env
+from tracequest.traces.client import QueryClient
+from tracequest.host.ports import Ports, free_port
+from tracequest.programs.prometheus import (
     PrometheusError,
     PrometheusUnavailable,
     Sample,

@@ -7,8 +7,8 @@ from contextlib import closing
 import pytest
 from otlp_payloads import new_span_id, new_trace_id, payload, span
 
-from tracequest.otlp import decode_json
-from tracequest.store import PER_OPERATION_SEARCHES, SpanStore, TraceQuery
+from tracequest.traces.otlp import decode_json
+from tracequest.backend.store import PER_OPERATION_SEARCHES, SpanStore, TraceQuery
 
 NOW = time.time_ns()
 
@@ -147,7 +147,7 @@ def test_age_bound():
 
 
 def test_no_bound_when_zero_and_defaults_when_none():
-    from tracequest.store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
+    from tracequest.backend.store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
 
     assert (SpanStore().max_spans, SpanStore().max_age_s) == (DEFAULT_MAX_SPANS, DEFAULT_MAX_AGE_S)
     store = SpanStore(max_spans=0, max_age_s=0)

@@ -2,9 +2,9 @@
 
 from otlp_payloads import designed_trace, new_span_id, payload, span
 
-from tracequest.model import group_traces
-from tracequest.otlp import parse_otlp
-from tracequest.waterfall import format_duration
+from tracequest.traces.model import group_traces
+from tracequest.traces.otlp import parse_otlp
+from tracequest.traces.waterfall import format_duration
 
 
 def rows(text):

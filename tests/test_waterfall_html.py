@@ -5,9 +5,9 @@ from html.parser import HTMLParser
 
 from otlp_payloads import BASE_NS, designed_trace, new_span_id, new_trace_id, payload, span
 
-from tracequest.model import Trace, group_traces
-from tracequest.otlp import parse_otlp
-from tracequest.waterfall_html import ERROR_COLOR, PALETTE, render_html, tick_step
+from tracequest.traces.model import Trace, group_traces
+from tracequest.traces.otlp import parse_otlp
+from tracequest.traces.waterfall_html import ERROR_COLOR, PALETTE, render_html, tick_step
 
 # Designed trace spans: (start ms, duration ms) within a 100 ms trace.
 TIMES = {"A": (0, 100), "B": (0, 40), "C": (2, 36), "D": (5, 30), "E": (40, 30), "F": (45, 50)}

@@ -22,9 +22,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from tracequest import procs, zipkin
-from tracequest.ports import HOST, Ports
-from tracequest.sdk import tracer_provider
+from tracequest.host import procs
+from tracequest.programs import zipkin
+from tracequest.host.ports import HOST, Ports
+from tracequest.lab.sdk import tracer_provider
 
 SERVER, CLIENT, INTERNAL = trace.SpanKind.SERVER, trace.SpanKind.CLIENT, trace.SpanKind.INTERNAL
 
@@ -177,18 +178,18 @@ def test_download_is_checked_and_atomic(maven, tmp_path):
     (root / "server.jar.sha1").write_text(hashlib.sha1(body).hexdigest() + "\n")
     target = tmp_path / "cache" / "zipkin-server.jar"
     lines = []
-    assert zipkin.download_verified(f"{url}/server.jar", target, log=lines.append) == target
+    assert zipkin.download(f"{url}/server.jar", target, log=lines.append) == target
     assert target.read_bytes() == body and (target.stat().st_mode & 0o777) == 0o644
     assert lines[-1].startswith(f"fetched {target}")
 
     (root / "server.jar.sha1").write_text("0" * 40)   # what a damaged download looks like
     target.unlink()
     with pytest.raises(zipkin.ZipkinError, match="damaged: its SHA-1 is"):
-        zipkin.download_verified(f"{url}/server.jar", target, log=lambda _: None)
+        zipkin.download(f"{url}/server.jar", target, log=lambda _: None)
     assert list(target.parent.iterdir()) == []        # nothing half-made is left behind
 
     with pytest.raises(zipkin.ZipkinError, match="could not download .*404.*set ZIPKIN_JAR"):
-        zipkin.download_verified(f"{url}/missing.jar", target, log=lambda _: None)
+        zipkin.download(f"{url}/missing.jar", target, log=lambda _: None)
 
 
 def test_zipkin_jar_override_that_is_not_a_file(monkeypatch, tmp_path):

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import pytest
 from conftest import dispatch, run_chromium, trace_id_of
 
-from tracequest import procs
-from tracequest.client import QueryClient
-from tracequest.zipkin import zipkin_trace
+from tracequest.host import procs
+from tracequest.traces.client import QueryClient
+from tracequest.programs.zipkin import zipkin_trace
 
 #: Long enough for Lens to load, fetch the trace and render it on two busy cores.
 VIRTUAL_TIME_MS = 5000

@@ -3,7 +3,8 @@
 flagd keeps all of a system's feature flags in one file; this is that file for
 Trace Quest. Each knob has a flag name (``fix-db-query-delay``), an environment
 twin (``TQ_FIX_DB_QUERY_DELAY``), a kind that says how text becomes a value, a
-default, one line of help, and the programs that read it. The services'
+default, one line of help, the programs that read it, and the modules where
+they read it (``read_at``). The services'
 command lines (``config.py``), ``tracequest up``'s options, the mystery's
 culprits, the lab's ports and the README's tables all come from ``KNOBS``, so
 a name or a default changes in exactly one place.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Mapping
 
-from tracequest.timefmt import format_go_duration, parse_go_duration
+from services.common.durations import format_go_duration, parse_go_duration
 
 HOST = "127.0.0.1"
 SERVICES = ("frontend", "customer", "driver", "route", "assistant", "model")
@@ -34,6 +35,13 @@ SERVICES = ("frontend", "customer", "driver", "route", "assistant", "model")
 READERS = (*SERVICES, "backend", "lab", "client")
 GROUPS = ("port", "connection", "fix", "failure", "delay", "price", "storage", "run")
 KINDS = ("duration", "bool", "int", "count", "rate", "port", "url", "host", "seed", "price")
+
+# The two shared places where ports are read (see Knob.read_at): every service
+# takes its own port (and its host and seed) in app.py's start(); the lab and
+# the embedded backend take every port from the Ports dataclass.
+SERVICE_START = "services/common/app.py"
+LAB_PORTS = "src/tracequest/host/ports.py"
+_MODULE_PATH = re.compile(r"(services|src/tracequest)(/[a-z_][a-z0-9_]*)+\.py")
 
 # TQ_* names that are legitimately not knobs: they configure the upstream Jaeger
 # and Collector programs (compose/jaeger/config.yaml, compose/collector/*.yaml,
@@ -190,7 +198,20 @@ _NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 
 @dataclass(frozen=True)
 class Knob:
-    """One setting: its flag name, environment twin, kind, default, help and readers."""
+    """One setting: its flag name, environment twin, kind, default, help, readers and read sites.
+
+    ``read_at`` names, as paths from the repository's root, the modules where
+    the knob's value is read. For a service that is the module implementing the
+    knob when its code names the knob (``config.default("redis-timeout")`` in
+    services/driver/redis.py); when that module takes the value under another
+    name, it is the module that hands the value over (services/customer/server.py
+    passes ``settings.fix_db_query_delay`` to ``Database(query_delay)``). For the
+    library it is the module that takes the value from this table or from the
+    environment. A module that reads a knob for several readers is named once, so
+    most knobs have one: the ports have the two shared places above, and the
+    customer, driver and route URLs are read by both of their callers.
+    tests/test_knobs.py checks that each module names the knob in its code.
+    """
 
     name: str  # the flag without dashes: "fix-db-query-delay"
     env: str  # the environment twin: "TQ_FIX_DB_QUERY_DELAY"
@@ -199,6 +220,7 @@ class Knob:
     help: str  # one line, without the default (--help adds it)
     readers: tuple[str, ...]  # programs that read it, from READERS
     group: str  # one of GROUPS
+    read_at: tuple[str, ...]  # modules that read it: "services/customer/server.py"
 
     def __post_init__(self):
         # A malformed entry fails at import, in every test, not in a learner's shell.
@@ -211,6 +233,10 @@ class Knob:
             problems.append(f"group {self.group!r} is not one of {', '.join(GROUPS)}")
         if not self.readers or not set(self.readers) <= set(READERS):
             problems.append(f"readers {self.readers!r} are not among {', '.join(READERS)}")
+        if (not self.read_at or isinstance(self.read_at, str)
+                or not all(isinstance(p, str) and _MODULE_PATH.fullmatch(p) for p in self.read_at)):
+            problems.append(f"read_at {self.read_at!r} is not a tuple of module paths "
+                            "such as 'services/customer/server.py'")
         if problems:
             raise KnobError(f"knob {self.name!r}: " + "; ".join(problems))
 
@@ -239,14 +265,19 @@ class Knob:
         return _SHOW.get(self.kind, str)(value)
 
 
-def _knob(name, kind, default, help, readers, group, env=None):
-    """A knob whose environment twin is TQ_ and its name in capitals, unless given."""
+def _knob(name, kind, default, help, readers, group, read_at, env=None):
+    """A knob whose environment twin is TQ_ and its name in capitals, unless given.
+
+    `read_at` is one module path or several.
+    """
     return Knob(name, env or "TQ_" + name.upper().replace("-", "_"), kind, default, help,
-                tuple(readers), group)
+                tuple(readers), group, (read_at,) if isinstance(read_at, str) else tuple(read_at))
 
 
 def _port(name, default, help, readers=("lab",)):
-    return _knob(f"{name}-port", "port", default, help, readers, "port")
+    """A port: a service reads its own in SERVICE_START, the lab and the backend in LAB_PORTS."""
+    read_at = (SERVICE_START, LAB_PORTS) if set(readers) & set(SERVICES) else LAB_PORTS
+    return _knob(f"{name}-port", "port", default, help, readers, "port", read_at)
 
 
 def _service_port(service, default):
@@ -254,9 +285,11 @@ def _service_port(service, default):
 
 
 def _service_url(service, port, readers=("frontend", "assistant")):
+    """A downstream URL: each caller reads it in its server.py and hands it to the client."""
     callers = " and the ".join(readers) + (" call" if len(readers) > 1 else " calls")
     return _knob(f"{service}-url", "url", f"http://{HOST}:{port.default}",
-                 f"base URL the {callers} the {service} service at", readers, "connection")
+                 f"base URL the {callers} the {service} service at", readers, "connection",
+                 tuple(f"services/{reader}/server.py" for reader in readers))
 
 
 _SERVICE_PORTS = (_service_port("frontend", 8080), _service_port("customer", 8081),
@@ -264,7 +297,7 @@ _SERVICE_PORTS = (_service_port("frontend", 8080), _service_port("customer", 808
                   _service_port("assistant", 8084), _service_port("model", 8085))
 
 KNOBS: tuple[Knob, ...] = (
-    # Ports: one per tracequest.ports.Ports field (field x_y is knob x-y-port).
+    # Ports: one per tracequest.host.ports.Ports field (field x_y is knob x-y-port).
     *_SERVICE_PORTS,
     _port("otlp-grpc", 4317, "OTLP/gRPC port the lab receives spans on", ("backend", "lab")),
     _port("otlp-http", 4318, "OTLP/HTTP port the lab receives spans on", ("backend", "lab")),
@@ -281,96 +314,113 @@ KNOBS: tuple[Knob, ...] = (
 
     # Where things are.
     _knob("host", "host", HOST, "interface a service listens on (0.0.0.0 inside a container)",
-          SERVICES, "connection"),
+          SERVICES, "connection", SERVICE_START),
     *(_service_url(port.name.removesuffix("-port"), port) for port in _SERVICE_PORTS[1:4]),
     _service_url("assistant", _SERVICE_PORTS[4], ("frontend",)),
     _service_url("model", _SERVICE_PORTS[5], ("assistant",)),
     _knob("query-url", "url", f"http://{HOST}:16686",
           "query API the client and notebooks use when no lab is found", ("client",),
-          "connection", env="TRACEQUEST_QUERY_URL"),
+          "connection", "src/tracequest/traces/client.py", env="TRACEQUEST_QUERY_URL"),
     _knob("frontend-url", "url", f"http://{HOST}:8080",
           "frontend the notebooks use when no lab is found", ("client",),
-          "connection", env="TRACEQUEST_FRONTEND_URL"),
+          "connection", "src/tracequest/lab/notebook.py", env="TRACEQUEST_FRONTEND_URL"),
 
-    # HotROD's problems, each behind a fix flag.
+    # HotROD's problems, each behind a fix flag. customer/server.py hands the two database
+    # knobs to database.py's Database, which implements them under other names.
     _knob("fix-db-query-delay", "duration", 0.300,
-          "latency of the simulated remote database per query", ("customer",), "fix"),
+          "latency of the simulated remote database per query", ("customer",), "fix",
+          "services/customer/server.py"),
     _knob("fix-disable-db-conn-mutex", "bool", False,
           "let queries run side by side instead of queueing for one connection",
-          ("customer",), "fix"),
+          ("customer",), "fix", "services/customer/server.py"),
     _knob("fix-route-worker-pool-size", "count", 3,
-          "how many route calls the frontend runs at the same time", ("frontend",), "fix"),
+          "how many route calls the frontend runs at the same time", ("frontend",), "fix",
+          "services/frontend/server.py"),
 
     # Failures.
     _knob("redis-error-rate", "rate", 1 / 12,
-          "share of simulated Redis reads that time out", ("driver",), "failure"),
+          "share of simulated Redis reads that time out", ("driver",), "failure",
+          "services/driver/redis.py"),
     # Regressions: off keeps the demo healthy; quest 12's check turns on one at a time,
     # and each breaks exactly one property a trace test can guard.
     _knob("regression-double-customer-call", "bool", False,
           "regression: the frontend asks the customer service twice per dispatch",
-          ("frontend",), "failure"),
+          ("frontend",), "failure", "services/frontend/best_eta.py"),
     _knob("regression-unbounded-route-calls", "bool", False,
           "regression: the frontend runs every route call at once, whatever the pool size",
-          ("frontend",), "failure"),
+          ("frontend",), "failure", "services/frontend/best_eta.py"),
     _knob("regression-error-without-exception", "bool", False,
           "regression: a timed-out Redis read ends in error without an exception event",
-          ("driver",), "failure"),
+          ("driver",), "failure", "services/driver/redis.py"),
 
     # Simulated latencies: fine at their defaults; quest 03's mystery turns one up.
     _knob("payment-delay", "duration", 0.005,
-          "latency of the simulated payment provider", ("frontend",), "delay"),
+          "latency of the simulated payment provider", ("frontend",), "delay",
+          "services/frontend/payment.py"),
     _knob("redis-find-delay", "duration", 0.020,
-          "latency of the simulated Redis lookup of nearby drivers", ("driver",), "delay"),
+          "latency of the simulated Redis lookup of nearby drivers", ("driver",), "delay",
+          "services/driver/redis.py"),
     _knob("redis-get-delay", "duration", 0.010,
-          "latency of one simulated Redis read of a driver", ("driver",), "delay"),
+          "latency of one simulated Redis read of a driver", ("driver",), "delay",
+          "services/driver/redis.py"),
     _knob("redis-timeout", "duration", 0.030,
-          "how long a simulated Redis read waits before it times out", ("driver",), "delay"),
+          "how long a simulated Redis read waits before it times out", ("driver",), "delay",
+          "services/driver/redis.py"),
     _knob("route-calc-delay", "duration", 0.050,
-          "time one route calculation takes", ("route",), "delay"),
+          "time one route calculation takes", ("route",), "delay", "services/route/eta.py"),
 
     # The model server (chapter 11): latency grows with tokens, and it fails on demand.
     _knob("model-first-token-delay", "duration", 0.020,
-          "time the model server waits before the first token of every answer", ("model",), "delay"),
+          "time the model server waits before the first token of every answer", ("model",),
+          "delay", "services/model/server.py"),
     _knob("model-prompt-token-latency", "duration", 0.000020,
-          "time the model server spends reading each prompt token", ("model",), "delay"),
+          "time the model server spends reading each prompt token", ("model",), "delay",
+          "services/model/server.py"),
     _knob("model-token-latency", "duration", 0.004,
-          "time the model server spends writing each answer token", ("model",), "delay"),
+          "time the model server spends writing each answer token", ("model",), "delay",
+          "services/model/server.py"),
     _knob("model-rate-limit-every", "int", 0,
           "the model server answers every Nth request with 429 and a retry-after (0: never)",
-          ("model",), "failure"),
+          ("model",), "failure", "services/model/server.py"),
     _knob("model-retry-after", "duration", 0.200,
-          "how long a rate-limited answer tells the caller to wait", ("model",), "failure"),
+          "how long a rate-limited answer tells the caller to wait", ("model",), "failure",
+          "services/model/server.py"),
     _knob("model-max-output-tokens", "count", 4096,
           "most tokens in one answer; a longer answer is cut with finish_reason=length",
-          ("model",), "failure"),
+          ("model",), "failure", "services/model/server.py"),
     _knob("model-tool-loop", "bool", False,
-          "the model asks for a tool again and again and never answers", ("model",), "failure"),
+          "the model asks for a tool again and again and never answers", ("model",), "failure",
+          "services/model/server.py"),
     _knob("assistant-max-iterations", "count", 6,
           "most model calls the assistant makes for one question before it gives up",
-          ("assistant",), "run"),
+          ("assistant",), "run", "services/assistant/server.py"),
     _knob("assistant-capture-content", "bool", False,
           "record prompts, answers and tool arguments on the spans (they may hold personal data)",
-          ("assistant",), "run"),
+          ("assistant",), "run", "services/assistant/server.py"),
 
     # The price table the assistant costs each model call with, in US dollars per million tokens.
     _knob("price-input-tokens", "price", 0.40,
-          "price of a million prompt tokens not read from the cache", ("assistant",), "price"),
+          "price of a million prompt tokens not read from the cache", ("assistant",), "price",
+          "services/assistant/domain.py"),
     _knob("price-cached-input-tokens", "price", 0.10,
           "price of a million prompt tokens read from the model's prompt cache", ("assistant",),
-          "price"),
+          "price", "services/assistant/domain.py"),
     _knob("price-output-tokens", "price", 1.60,
-          "price of a million answer tokens", ("assistant",), "price"),
+          "price of a million answer tokens", ("assistant",), "price",
+          "services/assistant/domain.py"),
 
     # The embedded backend's store: oldest whole traces go first beyond either bound.
     _knob("max-spans", "count", 1_000_000,
-          "most spans the embedded backend keeps", ("backend",), "storage"),
+          "most spans the embedded backend keeps", ("backend",), "storage",
+          "src/tracequest/backend/store.py"),
     _knob("max-age", "duration", 24 * 3600.0,
-          "how long the embedded backend keeps a trace (0: no age limit)", ("backend",), "storage"),
+          "how long the embedded backend keeps a trace (0: no age limit)", ("backend",), "storage",
+          "src/tracequest/backend/store.py"),
 
     # Runs.
     _knob("seed", "seed", None,
           "seed for the random delays, timeouts and driver ids (unset: new each run)",
-          SERVICES, "run"),
+          SERVICES, "run", SERVICE_START),
 )
 
 
@@ -446,11 +496,13 @@ def defaults(reader: str | None = None) -> dict[str, object]:
 
 def markdown_table(knobs: Iterable[Knob] = KNOBS) -> str:
     """The knobs as a Markdown table, as the README shows them."""
-    lines = ["| knob | environment | default | read by | what it sets |",
-             "|---|---|---|---|---|"]
+    lines = ["| knob | environment | default | read by | read in | what it sets |",
+             "|---|---|---|---|---|---|"]
     for k in knobs:
         default = f"`{k.show(k.default)}`" if k.default is not None else "unset"
-        lines.append(f"| `{k.name}` | `{k.env}` | {default} | {', '.join(k.readers)} | {k.help} |")
+        read_in = ", ".join(f"`{path}`" for path in k.read_at)
+        lines.append(f"| `{k.name}` | `{k.env}` | {default} | {', '.join(k.readers)} "
+                     f"| {read_in} | {k.help} |")
     return "\n".join(lines) + "\n"
 
 

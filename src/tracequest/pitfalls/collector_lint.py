@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from ..quests.collector_config import CollectorConfig, kind_of
-from .container import compose_mounts, is_local
-from .findings import Finding, bad, good
+from tracequest.pitfalls.container import compose_mounts, is_local
+from tracequest.pitfalls.findings import Finding, bad, good
+from tracequest.quests.collector_config import CollectorConfig, kind_of
 
 TOPIC = "collector config"
 
@@ -103,4 +103,21 @@ def _pipelines(config: CollectorConfig) -> list[Finding]:
                                         f"pipeline {pipeline} names {section[:-1]} {component}, "
                                         f"which {section} does not define",
                                         f"define {component} under {section}, or remove it from the pipeline"))
+    return findings
+
+
+def check_compose(folder: Path) -> list[Finding]:
+    """Every collector config that compose/ mounts: its receivers must bind 0.0.0.0."""
+    mounts = compose_mounts([folder])
+    findings = []
+    for path, places in sorted(mounts.items()):
+        try:
+            config = CollectorConfig.read(path)
+        except (OSError, yaml.YAMLError):
+            continue  # `--collector-config FILE` names what is wrong with the file itself
+        for where, env in places:
+            findings += local_receivers(config, env, f"{path.name}: {where}")
+    if not findings and mounts:
+        findings.append(good(TOPIC, f"{folder.name}/: the receivers of the {len(mounts)} collector configs "
+                                    "its compose files mount into containers are reachable from other containers"))
     return findings

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .findings import Finding, bad, good
+from tracequest.pitfalls.findings import Finding, bad
 
 OVERRIDE = "TRACEQUEST_CONTAINER"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -83,26 +83,6 @@ def compose_mounts(folders: list[Path]) -> dict[Path, list[tuple[str, dict]]]:
                         where = f"{compose.name} mounts it into the {service} container"
                         mounts.setdefault(path, []).append((where, _environment(body)))
     return mounts
-
-
-def check_compose(folder: Path) -> list[Finding]:
-    """Every collector config that compose/ mounts: its receivers must bind 0.0.0.0."""
-    from .collector_lint import TOPIC, local_receivers
-    from ..quests.collector_config import CollectorConfig
-
-    mounts = compose_mounts([folder])
-    findings = []
-    for path, places in sorted(mounts.items()):
-        try:
-            config = CollectorConfig.read(path)
-        except (OSError, yaml.YAMLError):
-            continue  # `--collector-config FILE` names what is wrong with the file itself
-        for where, env in places:
-            findings += local_receivers(config, env, f"{path.name}: {where}")
-    if not findings and mounts:
-        findings.append(good(TOPIC, f"{folder.name}/: the receivers of the {len(mounts)} collector configs "
-                                    "its compose files mount into containers are reachable from other containers"))
-    return findings
 
 
 def _services(compose: Path) -> dict:

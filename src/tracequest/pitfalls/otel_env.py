@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .findings import Finding, bad, good
+from tracequest.pitfalls.findings import Finding, bad, good
 
 GRPC_PORT, HTTP_PORT = 4317, 4318
 TRACES_PATH = "/v1/traces"

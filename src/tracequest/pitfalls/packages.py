@@ -18,7 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .findings import Finding, bad, good
+from tracequest.pitfalls.findings import Finding, bad, good
 
 TOPIC = "packages"
 

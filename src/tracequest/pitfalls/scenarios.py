@@ -7,17 +7,21 @@ trace it left through the query client. Tests and chapter 10 compare the two sha
 
 from __future__ import annotations
 
+import html
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import procs
-from ..client import QueryClient
-from ..model import Trace
-from ..ports import HOST
+from tracequest.backend.server import start_backend
+from tracequest.host import procs
+from tracequest.host.ports import HOST
+from tracequest.pitfalls.venvs import throwaway_venv
+from tracequest.traces.client import QueryClient
+from tracequest.traces.model import Trace
 
-PROGRAMS = Path(__file__).with_name("programs")
+APPS = Path(__file__).with_name("apps")
 RUN_TIMEOUT = 60.0
 
 
@@ -89,7 +93,6 @@ def _mismatched_python(fixed: bool) -> str:
     lab's own interpreter, whose packages come from one release."""
     if fixed:
         return sys.executable
-    from .venvs import throwaway_venv
 
     return str(throwaway_venv())
 
@@ -183,8 +186,6 @@ class Outcome:
         return "\n".join([self.describe(), *shown])
 
     def _repr_html_(self) -> str:
-        import html
-
         shown = "".join(trace._repr_html_() for trace in self.traces) or "<p><em>no trace arrived</em></p>"
         return f"<p>{html.escape(self.describe())}</p>{shown}"
 
@@ -201,7 +202,7 @@ def read_all(client: QueryClient, lookback_s: float = 600) -> list[Trace]:
 def run(pitfall: Pitfall | str, endpoints: Endpoints, fixed: bool, workdir: Path) -> Outcome:
     """Run the scenario once against a backend that holds nothing else, and read what it left."""
     pitfall = get(pitfall) if isinstance(pitfall, str) else pitfall
-    script = PROGRAMS / pitfall.program
+    script = APPS / pitfall.program
     env = procs.environment({"PITFALL_FIXED": "1" if fixed else "0", "PYTHONUNBUFFERED": "1",
                              "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
                              # A refused export gives up after 2 s instead of 10.
@@ -212,7 +213,7 @@ def run(pitfall: Pitfall | str, endpoints: Endpoints, fixed: bool, workdir: Path
     argv = [python, str(script)]
     if pitfall.instrument:
         argv = [str(Path(python).with_name("opentelemetry-instrument")), *argv]
-    child = procs.start(pitfall.id, argv, log, env=env, cwd=PROGRAMS)
+    child = procs.start(pitfall.id, argv, log, env=env, cwd=APPS)
     if not procs.until(lambda: not child.is_running(), RUN_TIMEOUT):
         child.stop()
     client = QueryClient(endpoints.query)
@@ -223,10 +224,6 @@ def run(pitfall: Pitfall | str, endpoints: Endpoints, fixed: bool, workdir: Path
 
 def compare(pitfall: Pitfall | str, workdir: Path | None = None) -> tuple[Outcome, Outcome]:
     """Run a pitfall broken, then fixed, each against a fresh private backend on free ports."""
-    import tempfile
-
-    from ..backend import start_backend
-
     with tempfile.TemporaryDirectory(prefix="tracequest-pitfall-") as tmp:
         outcomes = []
         for fixed in (False, True):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..binaries import build_lock, cache_dir
+from tracequest.programs.cache import build_lock, cache_dir
 
 # What happens to a learner who installed the Flask instrumentation from an old tutorial
 # and then the current distro: pip upgrades opentelemetry-instrumentation under it, warns

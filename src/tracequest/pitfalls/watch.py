@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 import psutil
 import requests
 
-from .. import procs
-from ..backend import start_backend
-from ..model import Trace
-from .findings import Finding, bad, good
+from tracequest.backend.server import start_backend
+from tracequest.host import procs
+from tracequest.pitfalls.findings import Finding, bad, good
+from tracequest.traces.model import Trace
 
 TOPIC = "run"
 START_TIMEOUT = 20.0

@@ -12,10 +12,10 @@ import socket
 import time
 from collections.abc import Mapping
 
-from .. import procs
-from ..client import BackendUnavailable, QueryClient, TraceNotFound
-from .findings import Finding, bad, good
-from .otel_env import ExporterSettings
+from tracequest.host import procs
+from tracequest.pitfalls.findings import Finding, bad, good
+from tracequest.pitfalls.otel_env import ExporterSettings
+from tracequest.traces.client import BackendUnavailable, QueryClient, TraceNotFound
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
 HTTP1_REQUEST = b"GET / HTTP/1.1\r\nHost: doctor\r\nConnection: close\r\n\r\n"
@@ -74,6 +74,7 @@ def check_port(settings: ExporterSettings) -> list[Finding]:
 
 def round_trip(env: Mapping[str, str], query_url: str, timeout: float = 5.0) -> list[Finding]:
     """Export one span through the exporter the environment configures, then find it by trace id."""
+    # Lazy, as the exporters below: only a round trip needs the SDK, and `tracequest --help` should not load it.
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from .progress import Progress
-from .registry import BADGES, all_quests
-from .results import RunResults
+from tracequest.quests.progress import Progress
+from tracequest.quests.registry import BADGES, all_quests
+from tracequest.quests.results import RunResults
 
 MARKS = {"pass": "✓", "fail": "✗", "todo": "·"}
 ASCII_MARKS = {"pass": "+", "fail": "x", "todo": "-"}

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from ..timefmt import parse_go_duration
-from .failure import QuestFailure
+from tracequest.expect.failure import QuestFailure
+from tracequest.traces.timefmt import parse_go_duration
 
 _ENV_REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -16,13 +16,20 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import procs
-from ..binaries import collector_missing_reason, find_collector, find_jaeger, jaeger_missing_reason
-from ..client import QueryClient
-from ..lab import Lab, LabError, LabSettings
-from ..ports import HOST, Ports
-from .collector_config import CollectorConfig, compact_log_line, validation_error, GO_LOG_STAMP
-from .failure import QuestFailure
+from tracequest.errors import LabError
+from tracequest.expect.failure import QuestFailure
+from tracequest.host import procs
+from tracequest.host.ports import HOST, Ports
+from tracequest.lab.lab import Lab
+from tracequest.lab.settings import LabSettings
+from tracequest.programs.collector import collector_missing_reason, find_collector
+from tracequest.programs.jaeger import find_jaeger, jaeger_missing_reason
+from tracequest.programs.prometheus import (INSTALL_COMMAND, PrometheusError, find_prometheus,
+                                            prometheus_missing_reason, query)
+from tracequest.programs.zipkin import find_zipkin, java_command, zipkin_missing_reason, zipkin_trace, ZipkinError
+from tracequest.quests.collector_config import (GO_LOG_STAMP, CollectorConfig, compact_log_line,
+                                                validation_error)
+from tracequest.traces.client import QueryClient
 
 START_TIMEOUT = 20.0
 # Zipkin is a JVM: on a busy machine it needs longer than the others to answer.
@@ -49,8 +56,6 @@ def require_programs(backend: str = "collector") -> Path:
 
 def _require_zipkin_and_prometheus() -> None:
     """The fan-out lab's other two programs: Zipkin (a jar, and Java) and Prometheus."""
-    from ..prometheus import INSTALL_COMMAND, find_prometheus, prometheus_missing_reason
-    from ..zipkin import ZipkinError, find_zipkin, java_command, zipkin_missing_reason
 
     if find_zipkin() is None:
         raise QuestFailure("the Zipkin server: your collector exports to it", zipkin_missing_reason(),
@@ -119,13 +124,11 @@ class CollectorRun:
 
     def zipkin_trace(self, trace_id: str) -> list[dict]:
         """The spans Zipkin holds for a trace, in its own JSON (API v2); [] while it has none."""
-        from ..zipkin import zipkin_trace
 
         return zipkin_trace(self.zipkin_url, trace_id)
 
     def metric(self, promql: str) -> list:
         """Prometheus' answer to ``promql`` now, one Sample per series; [] if it has none yet."""
-        from ..prometheus import PrometheusError, query
 
         try:
             return query(self.prometheus_url, promql)
@@ -157,7 +160,7 @@ class CollectorRun:
                 f"{self.shown_path} to load in the collector",
                 f"the collector refused it: {validation_error(done.stdout + done.stderr)}",
                 "fix what that message names; the starter file shows the shapes that load. To "
-                "see the message yourself: $(python -m tracequest.binaries path collector) validate "
+                "see the message yourself: $(python -m tracequest.programs path collector) validate "
                 f"--config {self.shown_path}")
 
     def __enter__(self) -> CollectorRun:

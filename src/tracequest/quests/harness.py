@@ -17,13 +17,13 @@ from pathlib import Path
 
 import requests
 
-from .. import procs
-from ..backend import Backend, start_backend
-from ..model import Trace
-from ..ports import HOST, free_port
-from ..store import SpanStore
-from .failure import QuestFailure
-from .relay import Relay
+from tracequest.backend.server import Backend, start_backend
+from tracequest.backend.store import SpanStore
+from tracequest.expect.failure import QuestFailure
+from tracequest.host import procs
+from tracequest.host.ports import HOST, free_port
+from tracequest.quests.relay import Relay
+from tracequest.traces.model import Trace
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 START_TIMEOUT = 15.0

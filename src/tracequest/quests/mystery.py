@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from services.common.mystery import ENV, culprit_for
-
-from ..lab import Lab, LabSettings
-from ..ports import Ports
+from tracequest.host.ports import Ports
+from tracequest.lab.lab import Lab
+from tracequest.lab.settings import LabSettings
 
 MYSTERY_FILE = "mystery.json"
 ANSWERS_FILE = "answers.json"

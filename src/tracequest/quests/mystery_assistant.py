@@ -15,10 +15,10 @@ table, so the check and the learner's own reading of the traces agree.
 
 from __future__ import annotations
 
-from ..model import Span, Trace
-from .failure import fail
-from .slow_span import (Operation, _ancestor_on_the_way, _ms, _same, _typical_ns, slowest_operation,
-                        slowest_overall)
+from tracequest.expect.failure import fail
+from tracequest.quests.slow_span import (Operation, ancestor_on_the_way, as_ms, matching_name,
+                                         slowest_operation, slowest_overall, typical_ns)
+from tracequest.traces.model import Span, Trace
 
 SERVICE = "assistant"
 ANSWER_HOW = "tracequest answer assistant <service> <operation>"
@@ -57,19 +57,19 @@ def judge(traces: list[Trace], service: str, operation: str) -> None:
     if most_gave_up(traces):
         _fail_gave_up(traces, answered, wanted)
     witness = next(t for t in traces if slowest_operation(t, SERVICE) == wanted)
-    above = _ancestor_on_the_way(witness, answered, wanted)
+    above = ancestor_on_the_way(witness, answered, wanted)
     if above is not None:
         span, child = above
         fail(EXPECTED,
-             f"'{span.name}' ({span.service}) lasts {_ms(span.duration_ns)} but holds only "
-             f"{_ms(witness.self_time_ns(span))} of its own: it is slow only because of "
+             f"'{span.name}' ({span.service}) lasts {as_ms(span.duration_ns)} but holds only "
+             f"{as_ms(witness.self_time_ns(span))} of its own: it is slow only because of "
              f"'{child.name}' under it.",
              "look at self time, not duration: follow the time down the assistant's spans to the "
              "one that spends it itself (the model server has no spans of its own: its time is "
              "the self time of the span that called it).")
     fail(EXPECTED,
-         f"'{answered[1]}' ({SERVICE}) holds {_ms(_typical_ns(traces, answered))} of its own in a "
-         f"typical trace; the assistant's slowest operation holds {_ms(_typical_ns(traces, wanted))}.",
+         f"'{answered[1]}' ({SERVICE}) holds {as_ms(typical_ns(traces, answered))} of its own in a "
+         f"typical trace; the assistant's slowest operation holds {as_ms(typical_ns(traces, wanted))}.",
          "compare self time, and add up a span that repeats: each question makes several model "
          "calls and several tool calls.")
 
@@ -77,7 +77,7 @@ def judge(traces: list[Trace], service: str, operation: str) -> None:
 def _known_operation(traces: list[Trace], service: str, operation: str) -> Operation:
     """The assistant operation the answer means, forgiving case and spacing; or fail."""
     services = sorted({s.service for t in traces for s in t})
-    found = _same(service, services)
+    found = matching_name(service, services)
     if found is None:
         fail(EXPECTED,
              f"you answered service '{service}', but no service of that name sent spans for the "
@@ -90,7 +90,7 @@ def _known_operation(traces: list[Trace], service: str, operation: str) -> Opera
              f"look at the spans of the service {SERVICE}: its agent span, its iterations, its "
              f"model calls and its tool calls. Answer with {ANSWER_HOW}.")
     names = list(dict.fromkeys(s.name for t in traces for s in t if s.service == SERVICE))
-    name = _same(operation, names)
+    name = matching_name(operation, names)
     if name is None:
         listed = ", ".join(f"'{n}'" for n in names)
         fail(EXPECTED,

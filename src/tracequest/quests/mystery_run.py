@@ -19,14 +19,16 @@ from dataclasses import dataclass
 
 import requests as http
 
-from ..client import QueryClient
-from ..lab import Lab, LabError, LabSettings
-from ..load import run_load
-from ..model import Trace
-from ..ports import PortInUse, Ports
-from ..procs import until
-from .failure import QuestFailure
-from .mystery import mystery_env
+from tracequest.errors import LabError
+from tracequest.expect.failure import QuestFailure
+from tracequest.host.ports import PortInUse, Ports
+from tracequest.host.procs import until
+from tracequest.lab.lab import Lab
+from tracequest.lab.load import run_load
+from tracequest.lab.settings import LabSettings
+from tracequest.quests.mystery import mystery_env
+from tracequest.traces.client import QueryClient
+from tracequest.traces.model import Trace
 
 # The load the check sends, the same shape the README asks the learner for:
 # requests must overlap, or a queue never forms.

@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..paths import find_repo_root
+from tracequest.errors import TraceQuestError
+from tracequest.host.paths import find_repo_root
 
 LABS_ENV = "TRACEQUEST_LABS_DIR"
 
 
-class QuestSetupError(RuntimeError):
+class QuestSetupError(TraceQuestError):
     """The quests cannot run at all here; the message says what to do."""
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The clone holding ``checks/`` and ``labs/`` (see :mod:`tracequest.paths`)."""
+    """The clone holding ``checks/`` and ``labs/`` (see :mod:`tracequest.host.paths`)."""
     root = find_repo_root(start)
     if root is None:
         raise QuestSetupError(

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ..lab import find_home
-from .board import marks_for, render_board
-from .failure import QuestFailure
-from .paths import QuestSetupError, find_root, uses_own_labs
-from .progress import Progress
-from .registry import all_quests, get_quest, select
-from .results import CheckResult, RunResults
+from tracequest.expect.failure import QuestFailure
+from tracequest.lab.home import find_home
+from tracequest.quests.board import marks_for, render_board
+from tracequest.quests.paths import QuestSetupError, find_root, uses_own_labs
+from tracequest.quests.progress import Progress
+from tracequest.quests.registry import all_quests, get_quest, select
+from tracequest.quests.results import CheckResult, RunResults
 
 RESULTS = pytest.StashKey[RunResults]()
 UNEXPECTED_HINT = ("this looks like a problem in the check itself, not in your code; "

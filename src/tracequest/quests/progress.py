@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .registry import BADGES, Badge, Quest
+from tracequest.quests.registry import BADGES, Badge, Quest
 
 FILE_NAME = "progress.json"
 

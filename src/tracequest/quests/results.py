@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .registry import Quest, all_quests
+from tracequest.quests.registry import Quest, all_quests
 
 
 @dataclass

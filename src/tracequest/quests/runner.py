@@ -13,12 +13,12 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from ..lab import find_home
-from .board import marks_for, render_board
-from .paths import QuestSetupError, find_root, labs_dir
-from .progress import Progress
-from .registry import Quest, all_quests, get_quest, select
-from .results import RunResults
+from tracequest.lab.home import find_home
+from tracequest.quests.board import marks_for, render_board
+from tracequest.quests.paths import QuestSetupError, find_root, labs_dir
+from tracequest.quests.progress import Progress
+from tracequest.quests.registry import Quest, all_quests, get_quest, select
+from tracequest.quests.results import RunResults
 
 
 class LiveLines:
@@ -40,7 +40,7 @@ class LiveLines:
 
 def run_checks(quest_ids: list[str], out=None) -> int:
     """Run the checks of these quests (all when empty); 0 when every one passed."""
-    import pytest
+    import pytest  # lazy: every other `tracequest` command starts without loading pytest
 
     out = out or sys.stdout
     root = find_root()

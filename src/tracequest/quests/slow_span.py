@@ -13,8 +13,8 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 
-from ..model import Span, Trace
-from .failure import fail
+from tracequest.expect.failure import fail
+from tracequest.traces.model import Span, Trace
 
 Operation = tuple[str, str]  # (service, span name)
 
@@ -41,7 +41,7 @@ def slowest_operation(trace: Trace, service: str | None = None) -> Operation:
 def slowest_overall(traces: list[Trace], service: str | None = None) -> Operation:
     """The operation most traces name as their slowest; a tie goes to the most self time."""
     votes = Counter(slowest_operation(t, service) for t in traces)
-    return max(votes, key=lambda op: (votes[op], _typical_ns(traces, op)))
+    return max(votes, key=lambda op: (votes[op], typical_ns(traces, op)))
 
 
 def judge(traces: list[Trace], service: str, operation: str) -> None:
@@ -51,7 +51,7 @@ def judge(traces: list[Trace], service: str, operation: str) -> None:
     if answered == culprit:
         return
     witness = next(t for t in traces if slowest_operation(t) == culprit)
-    above = _ancestor_on_the_way(witness, answered, culprit)
+    above = ancestor_on_the_way(witness, answered, culprit)
     if above is not None:
         _fail_ancestor(witness, *above)
     _fail_little_self_time(traces, answered, culprit)
@@ -60,14 +60,14 @@ def judge(traces: list[Trace], service: str, operation: str) -> None:
 def _known_operation(traces: list[Trace], service: str, operation: str) -> Operation:
     """The (service, span name) the answer means, forgiving case and spacing; or fail."""
     services = sorted({s.service for t in traces for s in t})
-    found = _same(service, services)
+    found = matching_name(service, services)
     if found is None:
         fail(EXPECTED,
              f"you answered service '{service}', but no service of that name sent spans. "
              f"The services are: {', '.join(services)}.",
              f"give the service name first, then the span name: {ANSWER_HOW}.")
     names = list(dict.fromkeys(s.name for t in traces for s in t if s.service == found))
-    name = _same(operation, names)
+    name = matching_name(operation, names)
     if name is None:
         listed = ", ".join(f"'{n}'" for n in names)
         fail(EXPECTED,
@@ -84,7 +84,8 @@ def _elsewhere(traces: list[Trace], operation: str) -> str:
     return f" Spans of that name come from {' and '.join(owners)}." if owners else ""
 
 
-def _same(text: str, choices: list[str]) -> str | None:
+def matching_name(text: str, choices: list[str]) -> str | None:
+    """The choice that reads as ``text``, forgiving case, spacing and quotes; None if none does."""
     wanted = _normal(text)
     return next((choice for choice in choices if _normal(choice) == wanted), None)
 
@@ -93,8 +94,8 @@ def _normal(text: str) -> str:
     return " ".join(text.strip().strip("'\"").split()).casefold()
 
 
-def _ancestor_on_the_way(trace: Trace, answered: Operation,
-                         culprit: Operation) -> tuple[Span, Span] | None:
+def ancestor_on_the_way(trace: Trace, answered: Operation,
+                        culprit: Operation) -> tuple[Span, Span] | None:
     """A span of the answered operation above a culprit span, and its child on the way down."""
     culprits = sorted(trace.find(name=culprit[1], service=culprit[0]),
                       key=trace.self_time_ns, reverse=True)
@@ -109,8 +110,8 @@ def _ancestor_on_the_way(trace: Trace, answered: Operation,
 
 def _fail_ancestor(trace: Trace, span: Span, child: Span) -> None:
     fail(EXPECTED,
-         f"'{span.name}' ({span.service}) lasts {_ms(span.duration_ns)} but holds only "
-         f"{_ms(trace.self_time_ns(span))} of its own: it is slow only because its child "
+         f"'{span.name}' ({span.service}) lasts {as_ms(span.duration_ns)} but holds only "
+         f"{as_ms(trace.self_time_ns(span))} of its own: it is slow only because its child "
          f"'{child.name}' ({child.service}) is slow.",
          "look at self time, not duration: a span that waits for its children is slow only "
          "because they are. Follow the time down to the span that spends it itself.")
@@ -119,17 +120,18 @@ def _fail_ancestor(trace: Trace, span: Span, child: Span) -> None:
 def _fail_little_self_time(traces: list[Trace], answered: Operation, culprit: Operation) -> None:
     service, name = answered
     fail(EXPECTED,
-         f"'{name}' ({service}) holds {_ms(_typical_ns(traces, answered))} of its own in a "
-         f"typical trace; the slowest operation holds {_ms(_typical_ns(traces, culprit))}.",
+         f"'{name}' ({service}) holds {as_ms(typical_ns(traces, answered))} of its own in a "
+         f"typical trace; the slowest operation holds {as_ms(typical_ns(traces, culprit))}.",
          "compare self time, not duration, and add up a span that repeats: ten reads of "
          "50 ms hold 500 ms together. Time spent waiting without a child span (for a lock, "
          "a queue) is self time too.")
 
 
-def _typical_ns(traces: list[Trace], op: Operation) -> float:
+def typical_ns(traces: list[Trace], op: Operation) -> float:
     """The median over traces of an operation's self time (0 where it is missing)."""
     return statistics.median(self_time_by_operation(t).get(op, 0) for t in traces)
 
 
-def _ms(ns: float) -> str:
+def as_ms(ns: float) -> str:
+    """Nanoseconds as whole milliseconds: '812 ms'."""
     return f"{ns / 1e6:.0f} ms"

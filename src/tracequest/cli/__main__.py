@@ -1,0 +1,7 @@
+"""`python -m tracequest.cli`: the `tracequest` command (the tests and older docs run it so)."""
+
+import sys
+
+from tracequest.cli import main
+
+sys.exit(main())
