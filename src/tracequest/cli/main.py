@@ -18,7 +18,7 @@ import os
 import sys
 
 from tracequest import __version__
-from tracequest.cli import backends, doctor, lab, quests, traces
+from tracequest.cli import backends, classroom, doctor, lab, quests, traces
 from tracequest.cli.options import UsageError
 from tracequest.cli.parser import Parser
 from tracequest.errors import TraceQuestError
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     backends.register(commands)   # backends build|status
     quests.register(commands)     # check, quests, hint, mystery, answer
     doctor.register(commands)     # doctor
+    classroom.register(commands)  # class serve|join|leave|status
     return parser
 
 

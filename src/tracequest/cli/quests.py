@@ -11,6 +11,7 @@ import argparse
 import sys
 import textwrap
 
+from tracequest.classroom.client import report
 from tracequest.cli.options import add_port_options, ports_from_args
 from tracequest.lab.home import find_home
 from tracequest.quests import mystery
@@ -104,10 +105,16 @@ def _seed(text: str) -> int:
 
 def cmd_check(args) -> int:
     try:
-        return run_checks(args.quest)
+        # Joined to a class board (`tracequest class join`)? Then it hears of this run too.
+        return run_checks(args.quest,
+                          on_results=lambda results: report(results, find_home(), out=_above_board))
     except QuestSetupError as exc:
         print(f"tracequest check: {exc}", file=sys.stderr)
         return 2
+
+
+def _above_board(line: str) -> None:
+    print(line, end="\n\n", flush=True)
 
 
 def cmd_quests(args) -> int:
