@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from tracequest.backend.query_api import create_query_app
 from tracequest.backend.receiver import (MAX_BODY_BYTES, StatusChannel, create_otlp_http_app,
                                          start_grpc_receiver)
 from tracequest.backend.store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS, SpanStore
-from tracequest.host.ports import HOST, Ports
+from tracequest.host.ports import HOST, Ports, listen
 from tracequest.traces.timefmt import format_go_duration, parse_go_duration
 
 _DEFAULTS = Ports()
@@ -42,12 +40,7 @@ class _WSGIServer:
     """
 
     def __init__(self, app, host: str, port: int, name: str, channel_class=None, **adjustments):
-        try:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-            sock = socket.create_server((host, port), family=family)
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise OSError(f"could not bind the {name} to {host}:{port} ({reason})") from None
+        sock = listen(host, port, name)
         self._map: dict = {}
         try:
             self._server = waitress.create_server(app, map=self._map, sockets=[sock], threads=HTTP_THREADS,

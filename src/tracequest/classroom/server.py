@@ -46,14 +46,13 @@ from waitress import wasyncore
 from tracequest.classroom.app import CSRF_HEADER, CSRF_VALUE, DEFAULT_IDLE_MINUTES, MAX_BODY_BYTES, create_app
 from tracequest.classroom.auth import Limits, hash_token, new_class_code, new_token
 from tracequest.classroom.events import STOP_GRACE_S, BoardChannel, EventHub
-from tracequest.classroom.records import ClassError
 from tracequest.classroom.store import BoardStore
+from tracequest.host.ports import HOST, listen
 from tracequest.lab.home import find_home
 
 __all__ = ["CSRF_HEADER", "CSRF_VALUE", "DEFAULT_PORT", "HOST", "Board", "Limits", "banner",
            "create_app", "default_db_path", "join_url", "machine_address", "serve", "start_board", "token_file"]
 
-HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
 
 
@@ -132,12 +131,7 @@ def start_board(db_path: str | Path, host: str = HOST, port: int = 0, idle_minut
     store = BoardStore(db_path)
     try:
         token, created, renewed = _instructor_token(store, token_file(db_path))
-        try:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-            sock = socket.create_server((host, port), family=family)
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ClassError(f"the class board cannot listen on {host}:{port} ({reason})") from None
+        sock = listen(host, port, "class board")
         bound = sock.getsockname()[1]
         public = join_url(host, bound)
         app = create_app(store, idle_minutes=idle_minutes, limits=limits,

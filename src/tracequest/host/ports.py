@@ -60,6 +60,24 @@ class PortInUse(TraceQuestError, OSError):
     pass
 
 
+class CannotListen(TraceQuestError, OSError):
+    """A server of the lab could not bind its address; the message names the server and why."""
+
+
+def listen(host: str, port: int, what: str) -> socket.socket:
+    """A listening socket on host:port (0: a free port), of the family the host resolves to.
+
+    Bound before the server starts, so a taken port fails here with a sentence
+    that names ``what`` wanted it, and the port is known before any request.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(f"could not bind the {what} to {host}:{port} ({reason})") from None
+
+
 # Listening ports are drawn below the kernel's ephemeral range: outgoing
 # connections take their local ports from that range, and one of them could
 # grab a port between our choosing it and a server binding it.
